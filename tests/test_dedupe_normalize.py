@@ -1,0 +1,258 @@
+"""Normalisers of the de-duplication engine: parametrised tables, Chinese and English."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from crm_core.dedupe.blocking import blocking_keys, candidate_pairs
+from crm_core.dedupe.normalize import (
+    NORMALIZED_COLUMNS,
+    chinese_name_parts,
+    name_key,
+    normalize_address,
+    normalize_city,
+    normalize_company,
+    normalize_email,
+    normalize_frame,
+    normalize_name,
+    normalize_phone,
+    to_simplified,
+)
+from crm_core.normalize import try_normalize_phone
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("王伟", "王伟"),
+        ("王偉", "王伟"),
+        (" 王 伟 ", "王伟"),
+        ("王伟先生", "王伟"),
+        ("李女士", "李"),
+        ("陈小姐", "陈"),
+        ("Wang Wei", "wang wei"),
+        ("  WANG   wei ", "wang wei"),
+        ("Wang, Wei", "wei wang"),
+        ("ｗａｎｇ　ｗｅｉ", "wang wei"),
+        ("Mr. Bill Smith", "bill smith"),
+        ("Dr Jane Doe", "jane doe"),
+        ("Mrs. Mary-Jane O'Brien", "maryjane obrien"),
+        ("José Álvarez Jr.", "jose alvarez"),
+        ("Mr", "mr"),
+        ("", None),
+        (None, None),
+        (float("nan"), None),
+    ],
+)
+def test_normalize_name(raw: object, expected: str | None) -> None:
+    assert normalize_name(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("王伟", "wang wei"),
+        ("王偉", "wang wei"),
+        ("Wang Wei", "wang wei"),
+        ("Wei Wang", "wang wei"),
+        ("Wang, Wei", "wang wei"),
+        ("WANG wei", "wang wei"),
+        ("王小明", "wang xiaoming"),
+        ("Xiaoming Wang", "wang xiaoming"),
+        ("Wang Xiao-Ming", "wang xiaoming"),
+        ("欧阳娜娜", "nana ouyang"),
+        ("Nana Ouyang", "nana ouyang"),
+        ("曾小明", "xiaoming zeng"),
+        ("單田芳", "shan tianfang"),
+        ("Bill Smith", "smith william"),
+        ("William Smith", "smith william"),
+        ("Smith, Bill", "smith william"),
+        ("Bob Jones", "jones robert"),
+        ("Liz Taylor", "elizabeth taylor"),
+        ("Elizabeth Taylor", "elizabeth taylor"),
+        ("Mike O'Neil", "michael oneil"),
+        (None, None),
+    ],
+)
+def test_name_key(raw: object, expected: str | None) -> None:
+    assert name_key(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("王伟", ("wang", "wei")),
+        ("司马光", ("sima", "guang")),
+        ("欧阳", ("ou", "yang")),
+        ("", ("", "")),
+    ],
+)
+def test_chinese_name_parts(name: str, parts: tuple[str, str]) -> None:
+    assert chinese_name_parts(name) == parts
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("華為", "华为"), ("臺灣", "台湾"), ("abc", "abc"), ("广州", "广州")]
+)
+def test_to_simplified(raw: str, expected: str) -> None:
+    assert to_simplified(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("华为技术有限公司", "华为技术"),
+        ("華為技術有限公司", "华为技术"),
+        ("阿里巴巴集团股份有限公司", "阿里巴巴"),
+        ("万科企业股份有限公司", "万科企业"),
+        ("中信集团", "中信"),
+        ("小米科技有限责任公司", "小米科技"),
+        ("Acme Co., Ltd.", "acme"),
+        ("ACME Corporation", "acme"),
+        ("Acme Inc", "acme"),
+        ("Acme, Inc.", "acme"),
+        ("acme limited", "acme"),
+        ("Acme LLC", "acme"),
+        ("Acme L.L.C.", "acme"),
+        ("Siemens GmbH", "siemens"),
+        ("Apple (China) Co., Ltd", "apple"),
+        ("Foo & Bar Corp.", "foo and bar"),
+        ("Ltd", "ltd"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_normalize_company(raw: object, expected: str | None) -> None:
+    assert normalize_company(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("WangWei@163.COM", "wangwei@163.com"),
+        (" wangwei@163.com ", "wangwei@163.com"),
+        ("wang.wei+crm@gmail.com", "wangwei@gmail.com"),
+        ("Wang.Wei@GoogleMail.com", "wangwei@gmail.com"),
+        ("wang.wei@163.com", "wang.wei@163.com"),
+        ("bill+news@acme.com", "bill@acme.com"),
+        ("ｗａｎｇ＠ｑｑ．ｃｏｍ", "wang@qq.com"),
+        ("not an email", None),
+        ("@acme.com", None),
+        (None, None),
+    ],
+)
+def test_normalize_email(raw: object, expected: str | None) -> None:
+    assert normalize_email(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13800138000", "+8613800138000"),
+        ("138 0013 8000", "+8613800138000"),
+        ("138-0013-8000", "+8613800138000"),
+        ("+86 138 0013 8000", "+8613800138000"),
+        ("+86-13800138000", "+8613800138000"),
+        ("008613800138000", "+8613800138000"),
+        ("8613800138000", "+8613800138000"),
+        ("(+86) 138 0013 8000", "+8613800138000"),
+        ("１３８００１３８０００", "+8613800138000"),
+        ("010-62345678", "+861062345678"),
+        ("(021) 6234 5678", "+862162345678"),
+        ("+1 650 253 0000", "+16502530000"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("12345", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_normalize_phone(raw: object, expected: str | None) -> None:
+    assert normalize_phone(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["13800138000", "+86 139 1234 5678", "0086 186-1234-5678", "15012345678", "19912345678"]
+)
+def test_phone_fast_path_agrees_with_core_normaliser(raw: str) -> None:
+    assert normalize_phone(raw) == try_normalize_phone(raw, region="CN")
+
+
+def test_phone_region() -> None:
+    assert normalize_phone("650-253-0000", region="US") == "+16502530000"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("北京", "beijing"),
+        ("北京市", "beijing"),
+        ("Beijing", "beijing"),
+        ("BEIJING City", "beijing"),
+        ("廣州市", "guangzhou"),
+        ("上海", "shanghai"),
+        ("New York", "newyork"),
+        ("Zürich", "zurich"),
+        (None, None),
+    ],
+)
+def test_normalize_city(raw: object, expected: str | None) -> None:
+    assert normalize_city(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("12 Main St.", "12 main street"),
+        ("12 MAIN STREET", "12 main street"),
+        ("5th Ave, Apt 3", "5th avenue apartment 3"),
+        ("北京市朝阳区建国路 88 号", "北京市朝阳区建国路88号"),
+        ("北京市朝陽區建國路88號", "北京市朝阳区建国路88号"),
+        ("", None),
+    ],
+)
+def test_normalize_address(raw: object, expected: str | None) -> None:
+    assert normalize_address(raw) == expected
+
+
+def test_normalize_frame_columns_and_missing_fields() -> None:
+    df = pd.DataFrame({"name": ["王偉", None], "email": ["A@B.COM", "x"], "other": [1, 2]})
+    norm = normalize_frame(df)
+    assert list(norm.columns) == list(NORMALIZED_COLUMNS)
+    assert norm["name"].tolist() == ["王伟", None]
+    assert norm["name_key"].tolist() == ["wang wei", None]
+    assert norm["email"].tolist() == ["a@b.com", None]
+    assert norm["email_local"].tolist() == ["a", None]
+    assert norm["phone"].tolist() == [None, None]
+
+
+def test_normalize_frame_keeps_row_order_with_any_index() -> None:
+    df = pd.DataFrame({"name": ["b", "a", "b"]}, index=[10, 5, 7])
+    assert normalize_frame(df)["name"].tolist() == ["b", "a", "b"]
+
+
+def test_spellings_of_one_person_share_a_blocking_key() -> None:
+    spellings = [
+        {"name": "王伟", "city": "北京"},
+        {"name": "王偉", "city": "北京市"},
+        {"name": "Wang Wei", "city": "Beijing"},
+        {"name": "Wei Wang", "city": "beijing"},
+        {"name": "Wang, Wei", "city": "Beijing City"},
+    ]
+    keys = [set(blocking_keys(r)) for r in spellings]
+    assert set.intersection(*keys)
+
+
+def test_blocking_keys_of_one_record() -> None:
+    keys = blocking_keys({"name": "王伟", "phone": "138 0013 8000", "email": "WangWei@163.com"})
+    assert "phone:+8613800138000" in keys
+    assert "email:wangwei@163.com" in keys
+    assert blocking_keys({}) == []
+
+
+def test_oversized_blocks_stay_linear() -> None:
+    n = 2_000
+    df = pd.DataFrame({"name": [f"person {i}" for i in range(n)], "phone": ["010-62345678"] * n})
+    left, right = candidate_pairs(normalize_frame(df), block_cap=40, block_window=5)
+    assert len(left) <= n * 5
+    assert (left < right).all()
