@@ -31,6 +31,7 @@ from crm_core.models.customers import (
     ValueTier,
     customer_tags,
 )
+from crm_core.models.panel import LoginSession, SavedFilter
 from crm_core.models.users import LoginThrottle, Role, Team, User
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Interaction",
     "InteractionKind",
     "Lifecycle",
+    "LoginSession",
     "LoginThrottle",
     "LoyaltyEntry",
     "Order",
@@ -55,6 +57,7 @@ __all__ = [
     "PipelineStage",
     "Priority",
     "Role",
+    "SavedFilter",
     "Tag",
     "Task",
     "Team",
