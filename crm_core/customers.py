@@ -208,24 +208,47 @@ class CleanCustomer:
 
 
 class _Validator:
-    """Validates customer input; caches look-ups so bulk imports stay fast."""
+    """Validates customer input; caches look-ups so bulk imports stay fast.
 
-    def __init__(self, session: Session) -> None:
+    With ``session=None`` it is pure (no database): owners, companies and custom-field
+    definitions then come from the preloaded maps, so bulk imports can validate in worker
+    processes.
+    """
+
+    def __init__(
+        self,
+        session: Session | None,
+        *,
+        users: dict[int, Any] | None = None,
+        companies: dict[int, tuple[str, str]] | None = None,
+        definitions: list[Any] | None = None,
+        default_region: str | None = None,
+    ) -> None:
         self.session = session
-        self.settings = get_settings()
-        self._definitions: list[Any] | None = None
-        self._users: dict[int, User | None] = {}
+        self.default_region = default_region or get_settings().default_region
+        self._definitions = definitions
+        self._users: dict[int, Any] = dict(users or {})
+        self._companies: dict[int, tuple[str, str]] = dict(companies or {})
 
     @property
     def definitions(self) -> list[Any]:
         if self._definitions is None:
-            self._definitions = list_definitions(self.session)
+            self._definitions = list_definitions(self.session) if self.session else []
         return self._definitions
 
-    def user(self, user_id: int) -> User | None:
-        if user_id not in self._users:
+    def user(self, user_id: int) -> Any:
+        """The user (or any object with ``id, active, role, team_id``) or ``None``."""
+        if user_id not in self._users and self.session is not None:
             self._users[user_id] = self.session.get(User, user_id)
-        return self._users[user_id]
+        return self._users.get(user_id)
+
+    def company(self, customer_id: int) -> tuple[str, str] | None:
+        """``(kind, name)`` of a customer, or ``None``."""
+        if customer_id not in self._companies and self.session is not None:
+            row = self.session.get(Customer, customer_id)
+            if row is not None:
+                self._companies[customer_id] = (row.kind, row.name)
+        return self._companies.get(customer_id)
 
     def clean(self, data: Mapping[str, Any], *, existing: Customer | None = None) -> CleanCustomer:
         unknown = set(data) - EDITABLE_FIELDS
@@ -262,7 +285,7 @@ class _Validator:
                 errors["country"] = f"'{country}' is not an ISO country code such as CN or US"
             cols["country"] = country
         region = cols.get("country") or (existing.country if existing else None)
-        region = region or self.settings.default_region
+        region = region or self.default_region
 
         phones_in = None
         if "phones" in data:
@@ -343,15 +366,19 @@ class _Validator:
             if company_id in ("", None):
                 cols["company_id"] = None
             else:
-                company = self.session.get(Customer, int(company_id))
-                if company is None or company.kind != CustomerKind.COMPANY:
+                try:
+                    company_key = int(company_id)
+                except (TypeError, ValueError):
+                    company_key = -1
+                company = self.company(company_key)
+                if company is None or company[0] != CustomerKind.COMPANY:
                     errors["company_id"] = f"customer {company_id} is not a company"
-                elif existing is not None and company.id == existing.id:
+                elif existing is not None and company_key == existing.id:
                     errors["company_id"] = "a company cannot be its own contact"
                 else:
-                    cols["company_id"] = company.id
+                    cols["company_id"] = company_key
                     if not cols.get("company_name") and "company_name" not in data:
-                        cols["company_name"] = company.name
+                        cols["company_name"] = company[1]
         if "tags" in data:
             tags = []
             for raw in _as_list(data["tags"]):
@@ -635,7 +662,8 @@ def restore_customer(session: Session, *, actor: Actor, customer_id: int) -> Cus
 
 @dataclass
 class CustomerFilter:
-    """Filters of the customer list; ``archived`` selects archived records instead of live ones."""
+    """Filters of the customer list; ``archived`` selects archived records instead of live ones
+    (``None``: both, as reports over history need)."""
 
     query: str | None = None
     owner_id: int | None = None
@@ -646,11 +674,12 @@ class CustomerFilter:
     city: str | None = None
     source: str | None = None
     kind: str | None = None
+    province: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     last_contact_from: datetime | None = None
     last_contact_to: datetime | None = None
-    archived: bool = False
+    archived: bool | None = False
     unowned: bool = False
 
 
@@ -752,9 +781,10 @@ def customer_query(
     require(actor, "customer.read")
     f = filters or CustomerFilter()
     stmt = select(Customer).where(access.visible_customers(actor))
-    stmt = stmt.where(
-        Customer.archived_at.is_not(None) if f.archived else Customer.archived_at.is_(None)
-    )
+    if f.archived is not None:
+        stmt = stmt.where(
+            Customer.archived_at.is_not(None) if f.archived else Customer.archived_at.is_(None)
+        )
     if f.query:
         condition = search_condition(session, f.query)
         if condition is not None:
@@ -768,7 +798,7 @@ def customer_query(
     if f.tag:
         tagged = select(customer_tags.c.customer_id).join(Tag).where(Tag.name == f.tag)
         stmt = stmt.where(Customer.id.in_(tagged))
-    for name in ("lifecycle_stage", "industry", "city", "source", "kind"):
+    for name in ("lifecycle_stage", "industry", "city", "source", "kind", "province"):
         value = getattr(f, name)
         if value:
             stmt = stmt.where(getattr(Customer, name) == value)

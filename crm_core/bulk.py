@@ -1,0 +1,265 @@
+"""Bulk creation of customers: the same validation as ``create_customer``, set-based writes.
+
+Used by imports and demo data. Validation is pure (no database) and runs in worker processes
+for large batches; the writes are multi-row ``INSERT … RETURNING`` statements inside the
+caller's transaction, so a batch commits whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from crm_core import audit
+from crm_core.access import Actor, require
+from crm_core.customers import (
+    TEXT_FIELDS,
+    CleanCustomer,
+    _Validator,
+    build_search_text,
+)
+from crm_core.customfields import list_definitions
+from crm_core.errors import InvalidInput, PermissionDenied
+from crm_core.models import (
+    AuditEntry,
+    Customer,
+    CustomerEmail,
+    CustomerKind,
+    CustomerPhone,
+    Lifecycle,
+    Role,
+    Tag,
+    User,
+    customer_tags,
+    utcnow,
+)
+from crm_core.normalize import pinyin_key
+from crm_core.settings import get_settings
+
+CHUNK = 5000
+PARALLEL_FROM = 20_000
+
+
+@dataclass
+class RowError:
+    """Why one input row was refused: ``row`` is its 0-based position in the input."""
+
+    row: int
+    errors: dict[str, str]
+
+    def message(self) -> str:
+        return "; ".join(f"{k}: {v}" for k, v in self.errors.items())
+
+
+@dataclass
+class BulkResult:
+    ids: list[int] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # input positions of the created ids
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _validate_chunk(
+    args: tuple[_Validator, int, list[Mapping[str, Any]]],
+) -> list[tuple[int, CleanCustomer | dict[str, str]]]:
+    validator, offset, rows = args
+    out: list[tuple[int, CleanCustomer | dict[str, str]]] = []
+    for i, row in enumerate(rows):
+        try:
+            out.append((offset + i, validator.clean(row)))
+        except InvalidInput as exc:
+            out.append((offset + i, exc.errors or {exc.field or "row": exc.message}))
+    return out
+
+
+def validate_rows(
+    session: Session, rows: Sequence[Mapping[str, Any]], *, workers: int | None = None
+) -> list[tuple[int, CleanCustomer | dict[str, str]]]:
+    """Validate customer rows as ``create_customer`` would, without writing anything."""
+    users = {
+        u.id: SimpleNamespace(id=u.id, active=u.active, role=u.role, team_id=u.team_id)
+        for u in session.scalars(select(User))
+    }
+    company_ids = {int(r["company_id"]) for r in rows if r.get("company_id") not in (None, "")}
+    companies = {}
+    if company_ids:
+        stmt = select(Customer.id, Customer.kind, Customer.name).where(Customer.id.in_(company_ids))
+        companies = {cid: (kind, name) for cid, kind, name in session.execute(stmt)}
+    definitions = [
+        SimpleNamespace(
+            key=d.key,
+            active=d.active,
+            required=d.required,
+            field_type=d.field_type,
+            choices=list(d.choices or []),
+        )
+        for d in list_definitions(session)
+    ]
+    validator = _Validator(
+        None,
+        users=users,
+        companies=companies,
+        definitions=definitions,
+        default_region=get_settings().default_region,
+    )
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    chunks = [(validator, i, list(rows[i : i + CHUNK])) for i in range(0, len(rows), CHUNK)]
+    if workers > 1 and len(rows) >= PARALLEL_FROM:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            results = list(pool.map(_validate_chunk, chunks))
+    else:
+        results = [_validate_chunk(c) for c in chunks]
+    return [item for chunk in results for item in chunk]
+
+
+def _tag_ids(session: Session, names: set[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    found = dict(session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(names))).all())
+    missing = sorted(names - set(found))
+    if missing:
+        stmt = insert(Tag).returning(Tag.name, Tag.id, sort_by_parameter_order=True)
+        found.update(dict(session.execute(stmt, [{"name": n} for n in missing]).all()))
+    return found
+
+
+def bulk_create_customers(
+    session: Session,
+    *,
+    actor: Actor,
+    rows: Sequence[Mapping[str, Any]],
+    source: str | None = None,
+    skip_invalid: bool = False,
+    workers: int | None = None,
+    created_at: Sequence[datetime | None] | None = None,
+) -> BulkResult:
+    """Create many customers at once with the rules of ``create_customer``.
+
+    Invalid rows raise one ``InvalidInput`` listing them (row numbers start at 1) and nothing
+    is written, unless ``skip_invalid`` is set: then the valid rows are created and the invalid
+    ones returned in ``errors``. ``created_at`` may carry historical creation times (imports).
+    Each created customer gets its own audit entry.
+    """
+    require(actor, "customer.create")
+    rows = [dict(r) for r in rows]
+    if actor.role == Role.SALES:
+        for r in rows:
+            if r.get("owner_id") in (None, ""):
+                r["owner_id"] = actor.id
+            elif int(r["owner_id"]) != actor.id:
+                raise PermissionDenied("sales users can only assign customers to themselves")
+    checked = validate_rows(session, rows, workers=workers)
+    result = BulkResult()
+    good: list[tuple[int, CleanCustomer]] = []
+    for index, item in checked:
+        if isinstance(item, CleanCustomer):
+            good.append((index, item))
+        else:
+            result.errors.append(RowError(index, item))
+    if result.errors and not skip_invalid:
+        shown = "; ".join(f"row {e.row + 1}: {e.message()}" for e in result.errors[:10])
+        more = f" (and {len(result.errors) - 10} more rows)" if len(result.errors) > 10 else ""
+        raise InvalidInput(
+            f"{len(result.errors)} invalid row(s): {shown}{more}",
+            field=next(iter(result.errors[0].errors)),
+        )
+    teams = dict(session.execute(select(User.id, User.team_id)).all())
+    now = utcnow()
+    tag_ids = _tag_ids(session, {t for _, c in good for t in (c.tags or [])})
+    for start in range(0, len(good), CHUNK):
+        part = good[start : start + CHUNK]
+        values = []
+        for index, clean in part:
+            cols = clean.columns
+            phones = clean.phones or []
+            emails = clean.emails or []
+            name = cols["name"]
+            key = pinyin_key(name)
+            owner = cols.get("owner_id")
+            when = (created_at[index] if created_at is not None else None) or now
+            values.append(
+                {
+                    **{f: cols.get(f) for f in TEXT_FIELDS},
+                    "kind": cols.get("kind") or CustomerKind.PERSON,
+                    "name": name,
+                    "name_key": key,
+                    "search_text": build_search_text(
+                        name, key, cols.get("company_name"), emails, [p[0] for p in phones]
+                    ),
+                    "company_id": cols.get("company_id"),
+                    "phone": phones[0][0] if phones else None,
+                    "email": emails[0] if emails else None,
+                    "country": cols.get("country"),
+                    "birthday": cols.get("birthday"),
+                    "lifecycle_stage": cols.get("lifecycle_stage") or Lifecycle.LEAD,
+                    "value_tier": cols.get("value_tier"),
+                    "owner_id": owner,
+                    "team_id": teams.get(owner) if owner else None,
+                    "custom": clean.custom or {},
+                    "created_by_id": actor.id,
+                    "created_at": when,
+                    "updated_at": when,
+                    "version": 1,
+                }
+            )
+        stmt = insert(Customer).returning(Customer.id, sort_by_parameter_order=True)
+        ids = list(session.scalars(stmt, values))
+        phone_rows, email_rows, tag_rows, audit_rows = [], [], [], []
+        for cid, (index, clean), value in zip(ids, part, values, strict=True):
+            for i, (e164, raw) in enumerate(clean.phones or []):
+                phone_rows.append(
+                    {
+                        "customer_id": cid,
+                        "e164": e164,
+                        "raw": raw,
+                        "label": "mobile",
+                        "is_primary": i == 0,
+                    }
+                )
+            for i, email in enumerate(clean.emails or []):
+                email_rows.append(
+                    {"customer_id": cid, "email": email, "label": "work", "is_primary": i == 0}
+                )
+            for tag in clean.tags or []:
+                tag_rows.append({"customer_id": cid, "tag_id": tag_ids[tag]})
+            snapshot = {
+                k: v
+                for k, v in value.items()
+                if v not in (None, "", {})
+                and k not in ("search_text", "name_key", "created_at", "updated_at", "version")
+            }
+            snapshot["phones"] = [p[0] for p in clean.phones or []] or None
+            snapshot["emails"] = clean.emails or None
+            snapshot["tags"] = clean.tags or None
+            audit_rows.append(
+                {
+                    "at": now,
+                    "actor_id": actor.id,
+                    "actor_name": actor.username,
+                    "action": "customer.create",
+                    "entity_type": "customer",
+                    "entity_id": cid,
+                    "changes": audit.diff({}, snapshot),
+                    "source": source,
+                }
+            )
+            result.ids.append(cid)
+            result.rows.append(index)
+        if phone_rows:
+            session.execute(insert(CustomerPhone), phone_rows)
+        if email_rows:
+            session.execute(insert(CustomerEmail), email_rows)
+        if tag_rows:
+            session.execute(insert(customer_tags), tag_rows)
+        session.execute(insert(AuditEntry), audit_rows)
+    return result
