@@ -18,6 +18,15 @@ from crm_core.models.activity import (
     TicketStatus,
 )
 from crm_core.models.audit import AuditEntry
+from crm_core.models.automation import (
+    AutomationLease,
+    AutomationRule,
+    AutomationState,
+    Notification,
+    OutboundEmail,
+    RuleEvent,
+    RuleRun,
+)
 from crm_core.models.base import Base, UTCDateTime, utcnow
 from crm_core.models.customers import (
     Customer,
@@ -32,11 +41,16 @@ from crm_core.models.customers import (
     customer_tags,
 )
 from crm_core.models.panel import LoginSession, SavedFilter
+from crm_core.models.privacy import ConsentEvent, ErasureFingerprint, RetentionPolicy
 from crm_core.models.users import LoginThrottle, Role, Team, User
 
 __all__ = [
     "AuditEntry",
+    "AutomationLease",
+    "AutomationRule",
+    "AutomationState",
     "Base",
+    "ConsentEvent",
     "Contract",
     "Customer",
     "CustomerEmail",
@@ -44,6 +58,7 @@ __all__ = [
     "CustomerPhone",
     "CustomFieldDefinition",
     "Deal",
+    "ErasureFingerprint",
     "DealStatus",
     "FieldType",
     "Interaction",
@@ -52,12 +67,17 @@ __all__ = [
     "LoginSession",
     "LoginThrottle",
     "LoyaltyEntry",
+    "Notification",
+    "OutboundEmail",
     "Order",
     "Payment",
     "PipelineStage",
     "Priority",
+    "RetentionPolicy",
     "Role",
     "SavedFilter",
+    "RuleEvent",
+    "RuleRun",
     "Tag",
     "Task",
     "Team",
