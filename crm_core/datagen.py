@@ -1,0 +1,2456 @@
+"""Seeded, deterministic demo and test data for the CRM (pure pandas/numpy/Faker, no database).
+
+``generate(n)`` returns a :class:`DemoData` with one DataFrame per table: teams, users, customers
+(half Chinese, half English-speaking, with planted duplicates whose ground truth is the
+``truth_cluster`` column) and their history (interactions, deals, orders, payments, contracts,
+tickets, tasks, loyalty points). The same arguments always give identical frames.
+
+The work is vectorised with numpy over small vocabularies (Faker's name lists and pools built once),
+so a million customers with history take well under two minutes. Only the planted duplicates are
+varied one by one in Python.
+
+Conventions of the frames (see ``datasets/README.md``):
+
+- ids are ``int64`` from 1, in creation order; nullable references are ``Int64``;
+- text is pandas' ``str`` dtype, missing text is NA;
+- timestamps are ``datetime64[us, UTC]``; calendar dates (birthday, expected_close, contract
+  start and end) are ``date32[pyarrow]`` (``datetime.date`` / ``None`` on ``to_dict``);
+- money is ``float64`` rounded to cents with a ``currency`` column (CNY, USD, GBP).
+
+``python -m crm_core.datagen --customers 500 --seed 7 --out datasets/sample`` writes the CSVs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
+from functools import cache, lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+import pyarrow as pa
+from faker import Faker
+from faker.providers.person.en_GB import Provider as _GbNames
+from faker.providers.person.en_US import Provider as _UsNames
+from faker.providers.person.zh_CN import Provider as _CnNames
+from pypinyin import Style, lazy_pinyin
+
+__all__ = ["COLUMNS", "DemoData", "generate", "main", "write_sample"]
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "teams": ("id", "name"),
+    "users": ("id", "username", "display_name", "role", "team_id", "email", "locale"),
+    "customers": (
+        "id", "kind", "name", "company_ref", "company", "position", "industry", "size", "source",
+        "phone", "phone2", "email", "country", "province", "city", "district", "street",
+        "postcode", "birthday", "lifecycle_stage", "value_tier", "owner_id", "tags", "created_at",
+        "truth_cluster",
+    ),
+    "interactions": ("id", "customer_id", "user_id", "kind", "subject", "body", "occurred_at"),
+    "deals": (
+        "id", "customer_id", "owner_id", "title", "stage", "status", "amount", "currency",
+        "created_at", "expected_close", "closed_at", "lost_reason",
+    ),
+    "orders": (
+        "id", "customer_id", "number", "ordered_at", "total", "currency", "status",
+        "product_line", "channel",
+    ),
+    "payments": ("id", "order_id", "paid_at", "amount", "method"),
+    "contracts": (
+        "id", "customer_id", "number", "title", "start_date", "end_date", "value", "currency",
+        "status",
+    ),
+    "tickets": (
+        "id", "customer_id", "kind", "subject", "body", "status", "priority", "assignee_id",
+        "created_at", "due_at", "resolved_at", "satisfaction",
+    ),
+    "tasks": ("id", "customer_id", "assignee_id", "title", "due_at", "done_at"),
+    "loyalty": ("id", "customer_id", "points", "reason", "occurred_at"),
+}  # fmt: skip
+"""Column names of every frame, in order."""
+
+_INT = "int64"
+_NINT = "Int64"
+_STR = "str"
+_TS = "datetime64[us, UTC]"
+_DATE = pd.ArrowDtype(pa.date32())
+_FLOAT = "float64"
+
+_DTYPES: dict[str, dict[str, object]] = {
+    "teams": {"id": _INT, "name": _STR},
+    "users": {
+        "id": _INT, "username": _STR, "display_name": _STR, "role": _STR, "team_id": _NINT,
+        "email": _STR, "locale": _STR,
+    },
+    "customers": {
+        "id": _INT, "kind": _STR, "name": _STR, "company_ref": _NINT, "company": _STR,
+        "position": _STR, "industry": _STR, "size": _STR, "source": _STR, "phone": _STR,
+        "phone2": _STR, "email": _STR, "country": _STR, "province": _STR, "city": _STR,
+        "district": _STR, "street": _STR, "postcode": _STR, "birthday": _DATE,
+        "lifecycle_stage": _STR, "value_tier": _STR, "owner_id": _NINT, "tags": _STR,
+        "created_at": _TS, "truth_cluster": _INT,
+    },
+    "interactions": {
+        "id": _INT, "customer_id": _INT, "user_id": _INT, "kind": _STR, "subject": _STR,
+        "body": _STR, "occurred_at": _TS,
+    },
+    "deals": {
+        "id": _INT, "customer_id": _INT, "owner_id": _NINT, "title": _STR, "stage": _STR,
+        "status": _STR, "amount": _FLOAT, "currency": _STR, "created_at": _TS,
+        "expected_close": _DATE, "closed_at": _TS, "lost_reason": _STR,
+    },
+    "orders": {
+        "id": _INT, "customer_id": _INT, "number": _STR, "ordered_at": _TS, "total": _FLOAT,
+        "currency": _STR, "status": _STR, "product_line": _STR, "channel": _STR,
+    },
+    "payments": {
+        "id": _INT, "order_id": _INT, "paid_at": _TS, "amount": _FLOAT, "method": _STR,
+    },
+    "contracts": {
+        "id": _INT, "customer_id": _INT, "number": _STR, "title": _STR, "start_date": _DATE,
+        "end_date": _DATE, "value": _FLOAT, "currency": _STR, "status": _STR,
+    },
+    "tickets": {
+        "id": _INT, "customer_id": _INT, "kind": _STR, "subject": _STR, "body": _STR,
+        "status": _STR, "priority": _STR, "assignee_id": _NINT, "created_at": _TS,
+        "due_at": _TS, "resolved_at": _TS, "satisfaction": _NINT,
+    },
+    "tasks": {
+        "id": _INT, "customer_id": _INT, "assignee_id": _NINT, "title": _STR, "due_at": _TS,
+        "done_at": _TS,
+    },
+    "loyalty": {
+        "id": _INT, "customer_id": _INT, "points": _INT, "reason": _STR, "occurred_at": _TS,
+    },
+}  # fmt: skip
+
+
+@dataclass
+class DemoData:
+    """Demo tables as DataFrames; columns and dtypes as in ``COLUMNS`` and the module docstring."""
+
+    teams: pd.DataFrame
+    users: pd.DataFrame
+    customers: pd.DataFrame
+    interactions: pd.DataFrame
+    deals: pd.DataFrame
+    orders: pd.DataFrame
+    payments: pd.DataFrame
+    contracts: pd.DataFrame
+    tickets: pd.DataFrame
+    tasks: pd.DataFrame
+    loyalty: pd.DataFrame
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The frames by table name, in an order that satisfies foreign keys when loaded."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------------------------
+
+DAY = 86_400
+_STAGES = ("lead", "prospect", "customer", "vip", "dormant", "churned")
+_TIERS = ("A", "B", "C")
+_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
+_SOURCES = ("website", "referral", "trade_show", "cold_call", "wechat", "social", "partner", "ads")
+_SOURCE_P_CN = (0.18, 0.15, 0.12, 0.08, 0.25, 0.07, 0.07, 0.08)
+_SOURCE_P_EN = (0.30, 0.17, 0.13, 0.08, 0.00, 0.14, 0.08, 0.10)
+_TAGS = (
+    "wechat", "key_account", "newsletter", "vip_event", "price_sensitive", "needs_followup",
+    "invoice_required", "do_not_call", "partner_referral", "trade_show",
+)  # fmt: skip
+
+# (code, Chinese company word, English company word)
+_INDUSTRIES = (
+    ("software", "软件", "Software"),
+    ("it_services", "信息技术", "Technologies"),
+    ("manufacturing", "机械制造", "Manufacturing"),
+    ("trading", "贸易", "Trading"),
+    ("retail", "商贸", "Retail"),
+    ("logistics", "物流", "Logistics"),
+    ("healthcare", "医疗器械", "Medical"),
+    ("education", "教育咨询", "Learning"),
+    ("finance", "投资管理", "Capital"),
+    ("construction", "建筑工程", "Construction"),
+    ("food", "食品", "Foods"),
+    ("media", "文化传媒", "Media"),
+    ("energy", "新能源", "Energy"),
+    ("consulting", "企业管理咨询", "Consulting"),
+    ("hospitality", "餐饮管理", "Hospitality"),
+    ("ecommerce", "电子商务", "Commerce"),
+)
+
+# province, city, landline area code (no trunk 0), postcode prefix, weight, districts
+_CN_PLACES = (
+    ("北京市", "北京市", "10", "100", 8.0, ("朝阳区", "海淀区", "东城区", "西城区", "丰台区", "通州区")),
+    ("上海市", "上海市", "21", "200", 8.0, ("浦东新区", "徐汇区", "静安区", "黄浦区", "闵行区", "长宁区")),
+    ("天津市", "天津市", "22", "300", 2.5, ("和平区", "南开区", "河西区", "滨海新区")),
+    ("重庆市", "重庆市", "23", "400", 2.5, ("渝中区", "江北区", "南岸区", "九龙坡区")),
+    ("广东省", "广州市", "20", "510", 6.0, ("天河区", "越秀区", "海珠区", "番禺区", "白云区")),
+    ("广东省", "深圳市", "755", "518", 6.0, ("南山区", "福田区", "宝安区", "龙岗区", "罗湖区")),
+    ("广东省", "东莞市", "769", "523", 2.0, ("南城街道", "东城街道", "长安镇", "虎门镇")),
+    ("广东省", "佛山市", "757", "528", 2.0, ("禅城区", "南海区", "顺德区")),
+    ("浙江省", "杭州市", "571", "310", 5.0, ("西湖区", "上城区", "拱墅区", "滨江区", "余杭区")),
+    ("浙江省", "宁波市", "574", "315", 2.0, ("海曙区", "鄞州区", "江北区")),
+    ("浙江省", "温州市", "577", "325", 1.5, ("鹿城区", "瓯海区", "龙湾区")),
+    ("江苏省", "南京市", "25", "210", 3.0, ("玄武区", "鼓楼区", "建邺区", "秦淮区")),
+    ("江苏省", "苏州市", "512", "215", 3.0, ("姑苏区", "吴中区", "相城区", "虎丘区")),
+    ("江苏省", "无锡市", "510", "214", 1.5, ("梁溪区", "滨湖区", "新吴区")),
+    ("四川省", "成都市", "28", "610", 4.0, ("锦江区", "武侯区", "青羊区", "成华区", "金牛区")),
+    ("湖北省", "武汉市", "27", "430", 3.0, ("武昌区", "江汉区", "洪山区", "江岸区")),
+    ("山东省", "济南市", "531", "250", 2.0, ("历下区", "市中区", "槐荫区")),
+    ("山东省", "青岛市", "532", "266", 2.0, ("市南区", "市北区", "崂山区", "黄岛区")),
+    ("福建省", "福州市", "591", "350", 1.5, ("鼓楼区", "台江区", "仓山区")),
+    ("福建省", "厦门市", "592", "361", 1.5, ("思明区", "湖里区", "集美区")),
+    ("河南省", "郑州市", "371", "450", 2.0, ("金水区", "二七区", "中原区", "管城回族区")),
+    ("湖南省", "长沙市", "731", "410", 2.0, ("岳麓区", "芙蓉区", "天心区", "开福区")),
+    ("陕西省", "西安市", "29", "710", 2.0, ("雁塔区", "碑林区", "未央区", "新城区")),
+    ("安徽省", "合肥市", "551", "230", 1.5, ("蜀山区", "包河区", "庐阳区")),
+    ("辽宁省", "沈阳市", "24", "110", 1.5, ("和平区", "沈河区", "皇姑区")),
+    ("辽宁省", "大连市", "411", "116", 1.0, ("中山区", "沙河口区", "甘井子区")),
+    ("黑龙江省", "哈尔滨市", "451", "150", 1.0, ("南岗区", "道里区", "香坊区")),
+    ("云南省", "昆明市", "871", "650", 1.0, ("五华区", "盘龙区", "官渡区")),
+    ("河北省", "石家庄市", "311", "050", 1.0, ("长安区", "桥西区", "裕华区")),
+    ("江西省", "南昌市", "791", "330", 1.0, ("东湖区", "西湖区", "红谷滩区")),
+    ("广西壮族自治区", "南宁市", "771", "530", 1.0, ("青秀区", "兴宁区", "西乡塘区")),
+)  # fmt: skip
+_CN_SEVEN_DIGIT_AREAS = ("592", "771")  # cities whose local numbers still have 7 digits
+# Provinces of the second Chinese sales team when there are three teams (the first is the rest).
+_CN_SOUTH = ("广东省", "福建省", "广西壮族自治区", "湖南省", "云南省", "四川省", "重庆市", "江西省")
+
+_CN_ROADS = (
+    "人民路", "中山路", "解放路", "建设路", "和平路", "长江路", "黄河路", "文三路", "学院路",
+    "南京路", "延安路", "新华路", "友谊路", "胜利路", "东风路", "朝阳路", "光明路", "幸福路",
+    "青年路", "滨江大道", "世纪大道", "天府大道", "深南大道", "花园路", "体育路", "工业大道",
+    "金融街", "创业路", "科技路", "湖滨路", "江南大道", "环城北路", "东三环中路", "建国路",
+    "中关村大街", "高新路", "解放北路", "五一路", "北京路", "上海路", "振兴路", "华夏路",
+    "长安街", "凤凰路", "民主路", "文化路", "丰收路", "迎宾大道", "新港路", "钱江路",
+)  # fmt: skip
+_CN_BUILDINGS = (
+    "万达广场", "国贸中心", "世贸大厦", "金茂大厦", "时代广场", "银泰中心", "财富中心", "科技大厦",
+    "创新园", "商务中心", "国际大厦", "华润大厦", "海天大厦", "环球中心", "软件园",
+)  # fmt: skip
+_CN_BRANDS = (
+    "星辰", "华信", "博远", "恒通", "瑞达", "中科", "天宇", "金桥", "宏图", "鼎盛", "汇智", "云帆",
+    "启明", "嘉禾", "远航", "锦程", "新天", "安泰", "诚信", "永华", "德利", "腾达", "兴业", "华创",
+    "智联", "凯越", "盛世", "佳和", "美达", "众合", "长青", "明德", "海纳", "百川", "君安", "华美",
+    "润丰", "泰和", "同创", "信达", "宏达", "精工", "卓越", "优品", "万通", "新元", "天成", "中润",
+    "和泰", "九方", "海创", "凌云", "天益", "创汇", "思优", "盟新", "明腾", "良诺", "银嘉", "佳禾",
+    "昊嘉", "维涛", "蓝海", "东方", "北辰", "金色", "博瑞", "聚源", "致远", "恒信", "华腾", "正泰",
+    "瀚海", "鸿运", "祥和", "中泰", "易达", "通达", "锐思", "智达", "光华", "朗润", "晨曦", "青云",
+)  # fmt: skip
+_CN_SUFFIXES = (("有限公司", 0.58), ("股份有限公司", 0.14), ("有限责任公司", 0.14),
+                ("集团有限公司", 0.08), ("集团", 0.06))  # fmt: skip
+_CN_POSITIONS = (
+    "总经理", "副总经理", "销售经理", "采购经理", "采购专员", "财务经理", "财务总监", "人事经理",
+    "行政主管", "技术总监", "IT经理", "项目经理", "市场经理", "运营总监", "董事长", "法务专员",
+    "客服主管", "店长", "工程师", "总经理助理",
+)  # fmt: skip
+# first characters of two-character given names (second characters come from Faker's list)
+_CN_GIVEN_FIRST = tuple(
+    "子志建晓海文俊国嘉雨思梓欣浩宇佳明春小丽家天一永美雅语诗若可昊博泽晨紫梦金玉宏立振德世兴"
+    "秀红亚鹏新少嘉婉"
+)
+_CN_SURNAME_PINYIN = {
+    "曾": "zeng", "单": "shan", "解": "xie", "仇": "qiu", "区": "ou", "查": "zha", "朴": "piao",
+    "乐": "yue", "覃": "qin", "翟": "zhai", "缪": "miao", "褚": "chu", "沈": "shen", "任": "ren",
+}  # fmt: skip
+_CN_HOMOPHONES = {
+    "伟": "玮炜", "丽": "莉俐", "静": "婧晶", "敏": "闽", "娜": "纳", "军": "君钧", "杰": "洁",
+    "涛": "滔韬", "明": "铭鸣", "超": "朝", "华": "骅桦", "芳": "方", "磊": "蕾", "勇": "永咏",
+    "艳": "燕", "强": "蔷", "平": "萍", "刚": "钢", "辉": "晖", "鹏": "朋", "斌": "彬", "宇": "雨羽",
+    "浩": "皓昊", "凯": "恺", "婷": "亭", "倩": "茜", "欣": "馨", "怡": "宜", "佳": "嘉家", "林": "琳",
+    "波": "博", "健": "建", "俊": "峻骏", "飞": "菲", "鑫": "新", "帆": "凡", "玲": "琳", "红": "虹",
+    "霞": "夏", "梅": "玫", "英": "瑛", "娟": "鹃", "秀": "绣", "晓": "小", "文": "雯", "志": "智",
+}  # fmt: skip
+
+_EN_SUFFIXES = {
+    "US": (("Inc.", 0.35), ("LLC", 0.35), ("Corp.", 0.1), ("Co.", 0.1), ("Inc", 0.1)),
+    "GB": (("Ltd", 0.55), ("Limited", 0.25), ("PLC", 0.05), ("LLP", 0.05), ("Ltd.", 0.1)),
+    "AU": (("Pty Ltd", 0.8), ("Pty. Ltd.", 0.2)),
+    "CA": (("Inc.", 0.5), ("Ltd.", 0.3), ("Corp.", 0.2)),
+    "SG": (("Pte. Ltd.", 0.7), ("Pte Ltd", 0.3)),
+}
+_EN_BRANDS = (
+    "Northwind", "Blue Harbor", "Summit", "Redwood", "Silverline", "Evergreen", "Pinnacle",
+    "Bright Path", "Ironbridge", "Oakridge", "Clearwater", "Keystone", "Highland", "Riverside",
+    "Sterling", "Granite", "Horizon", "Beacon", "Crescent", "Lighthouse", "Maple Leaf", "Cedar",
+    "Harbor Point", "Atlas", "Vanguard", "Meridian", "Westbrook", "Fairview", "Silver Birch",
+    "Blue Ridge", "Stonegate", "Northgate", "Kingfisher", "Falcon", "Greenfield", "Rosewood",
+    "Sunrise", "Pacific", "Lakeside", "Hillcrest", "Bluebell", "Copperleaf", "Eastwind",
+    "Foxglove", "Ashford", "Brightwater", "Cobalt", "Driftwood", "Elmstead", "Juniper",
+)  # fmt: skip
+_EN_POSITIONS = (
+    "CEO", "Managing Director", "Sales Manager", "Purchasing Manager", "Procurement Specialist",
+    "Finance Director", "CFO", "HR Manager", "Office Manager", "IT Manager", "CTO",
+    "Project Manager", "Marketing Manager", "Operations Director", "Founder", "Buyer",
+    "Account Manager", "Customer Success Lead", "Engineer", "Executive Assistant",
+)  # fmt: skip
+_EN_STREET_SUFFIXES = (
+    ("Street", 0.3), ("Road", 0.2), ("Avenue", 0.15), ("Lane", 0.08), ("Drive", 0.08),
+    ("Way", 0.05), ("Close", 0.03), ("Court", 0.04), ("Place", 0.04), ("Boulevard", 0.03),
+)  # fmt: skip
+_EN_STREET_WORDS = (
+    "Oak", "Maple", "Park", "Church", "High", "Station", "Mill", "Victoria", "King", "Queen",
+    "Main", "Elm", "Cedar", "Lake", "Hill", "Washington", "Market", "Bridge", "George", "Pine",
+    "Chestnut", "Willow", "Spring", "River", "Union", "Franklin", "Albert", "York", "Green",
+)  # fmt: skip
+_ABBREV = {
+    "Street": "St", "Road": "Rd", "Avenue": "Ave", "Lane": "Ln", "Drive": "Dr", "Court": "Ct",
+    "Place": "Pl", "Boulevard": "Blvd", "Close": "Cl",
+}  # fmt: skip
+_NICKNAMES = {
+    "William": ("Bill", "Will", "Billy"), "Robert": ("Bob", "Rob", "Bobby"),
+    "Elizabeth": ("Liz", "Beth", "Lizzie", "Betty"), "Richard": ("Rick", "Dick", "Richie"),
+    "James": ("Jim", "Jimmy", "Jamie"), "John": ("Jack", "Johnny"), "Michael": ("Mike", "Mick"),
+    "Thomas": ("Tom", "Tommy"), "Joseph": ("Joe", "Joey"), "Charles": ("Charlie", "Chuck"),
+    "Christopher": ("Chris",), "Daniel": ("Dan", "Danny"), "Matthew": ("Matt",),
+    "Anthony": ("Tony",), "Jennifer": ("Jen", "Jenny"), "Margaret": ("Maggie", "Peggy", "Meg"),
+    "Katherine": ("Kate", "Kathy", "Katie"), "Catherine": ("Cathy", "Kate"), "Susan": ("Sue",),
+    "Patricia": ("Pat", "Patty", "Trish"), "Deborah": ("Debbie", "Deb"), "Rebecca": ("Becky",),
+    "Samantha": ("Sam",), "Alexander": ("Alex",), "Benjamin": ("Ben",), "Nicholas": ("Nick",),
+    "Jonathan": ("Jon",), "Edward": ("Ed", "Ted", "Eddie"), "Andrew": ("Andy", "Drew"),
+    "Steven": ("Steve",), "Stephen": ("Steve",), "Timothy": ("Tim",), "Kenneth": ("Ken",),
+    "Ronald": ("Ron",), "Donald": ("Don",), "Gregory": ("Greg",), "Jessica": ("Jess",),
+    "Victoria": ("Vicky", "Tori"), "Christine": ("Chris", "Tina"), "Kimberly": ("Kim",),
+    "Jacqueline": ("Jackie",), "Abigail": ("Abby",), "Zachary": ("Zach",), "Joshua": ("Josh",),
+    "Nathan": ("Nate",), "Samuel": ("Sam",), "Peter": ("Pete",), "Raymond": ("Ray",),
+    "Lawrence": ("Larry",), "Frederick": ("Fred",), "Henry": ("Harry", "Hank"),
+    "Jeffrey": ("Jeff",), "Douglas": ("Doug",), "Amanda": ("Mandy",), "Cynthia": ("Cindy",),
+    "Judith": ("Judy",), "Pamela": ("Pam",), "Sandra": ("Sandy",), "Melissa": ("Mel",),
+    "Stephanie": ("Steph",), "Jacob": ("Jake",), "Philip": ("Phil",), "Dorothy": ("Dot",),
+    "Gerald": ("Gerry",), "Theodore": ("Ted", "Theo"), "Eleanor": ("Ellie",), "David": ("Dave",),
+    "Matilda": ("Tilly",), "Oliver": ("Ollie",), "Isabella": ("Bella",), "Harold": ("Harry",),
+}  # fmt: skip
+
+# country, province/state, city, landline heads (national digits), UTC offset, weight,
+# postcode rule, districts
+_EN_PLACES = (
+    ("US", "CA", "San Francisco", ("415", "628"), -8, 3.0, "941", ()),
+    ("US", "CA", "Los Angeles", ("213", "310", "323"), -8, 3.0, "900", ()),
+    ("US", "CA", "San Diego", ("619", "858"), -8, 1.5, "921", ()),
+    ("US", "NY", "New York", ("212", "646", "718"), -5, 4.0, "100", ("Manhattan", "Brooklyn", "Queens")),
+    ("US", "IL", "Chicago", ("312", "773"), -6, 2.5, "606", ()),
+    ("US", "TX", "Houston", ("713", "281"), -6, 2.0, "770", ()),
+    ("US", "TX", "Austin", ("512", "737"), -6, 1.5, "787", ()),
+    ("US", "TX", "Dallas", ("214", "972"), -6, 1.5, "752", ()),
+    ("US", "WA", "Seattle", ("206", "425"), -8, 2.0, "981", ()),
+    ("US", "MA", "Boston", ("617", "857"), -5, 2.0, "021", ()),
+    ("US", "GA", "Atlanta", ("404", "678"), -5, 1.5, "303", ()),
+    ("US", "FL", "Miami", ("305", "786"), -5, 1.5, "331", ()),
+    ("US", "CO", "Denver", ("303", "720"), -7, 1.0, "802", ()),
+    ("US", "PA", "Philadelphia", ("215", "267"), -5, 1.5, "191", ()),
+    ("GB", "Greater London", "London", ("20",), 0, 6.0, "SW1A EC1A W1D N1 SE1 E14 NW3 WC2N",
+     ("Westminster", "Camden", "Islington", "Southwark", "Hackney")),
+    ("GB", "Greater Manchester", "Manchester", ("161",), 0, 2.0, "M1 M2 M4 M15 M20", ()),
+    ("GB", "West Midlands", "Birmingham", ("121",), 0, 1.5, "B1 B2 B5 B15", ()),
+    ("GB", "West Yorkshire", "Leeds", ("113",), 0, 1.0, "LS1 LS2 LS6", ()),
+    ("GB", "City of Edinburgh", "Edinburgh", ("131",), 0, 1.0, "EH1 EH2 EH3", ()),
+    ("GB", "Glasgow City", "Glasgow", ("141",), 0, 1.0, "G1 G2 G12", ()),
+    ("GB", "Bristol", "Bristol", ("117",), 0, 0.8, "BS1 BS8", ()),
+    ("AU", "NSW", "Sydney", ("29", "28"), 10, 2.0, "2000-2234", ()),
+    ("AU", "VIC", "Melbourne", ("39", "38"), 10, 1.8, "3000-3207", ()),
+    ("AU", "QLD", "Brisbane", ("73",), 10, 0.8, "4000-4179", ()),
+    ("AU", "WA", "Perth", ("89", "86"), 8, 0.6, "6000-6199", ()),
+    ("CA", "ON", "Toronto", ("416", "647"), -5, 2.0, "M5V M5J M4W M6G", ()),
+    ("CA", "BC", "Vancouver", ("604", "778"), -8, 1.2, "V6B V6E V5K", ()),
+    ("CA", "QC", "Montreal", ("514", "438"), -5, 1.0, "H2X H3B H2Y", ()),
+    ("CA", "AB", "Calgary", ("403", "587"), -7, 0.6, "T2P T2R", ()),
+    ("SG", None, "Singapore", ("6",), 8, 3.0, "sg", ("Downtown Core", "Orchard", "Tampines", "Jurong East")),
+)  # fmt: skip
+_EN_COUNTRY_P = {"US": 0.45, "GB": 0.25, "AU": 0.1, "CA": 0.1, "SG": 0.1}
+_COUNTRY_CODE = {"CN": "86", "US": "1", "CA": "1", "GB": "44", "AU": "61", "SG": "65"}
+_MOBILE_HEADS = {
+    "CN": tuple(str(x) for x in (*range(130, 140), 150, 151, 152, 153, 155, 156, 157, 158, 159,
+                                 166, 173, 175, 176, 177, 178, *range(180, 190), 191, 198, 199)),
+    "GB": ("74", "75", "77", "78", "79"),
+    "AU": ("40", "41", "42", "43", "44", "45", "46", "47", "48"),
+    "SG": ("8", "9"),
+}  # fmt: skip
+
+_FREE_MAIL = {
+    "CN": (("qq.com", 0.4), ("163.com", 0.22), ("126.com", 0.1), ("sina.com", 0.07),
+           ("foxmail.com", 0.06), ("139.com", 0.05), ("aliyun.com", 0.04), ("sohu.com", 0.06)),
+    "US": (("gmail.com", 0.5), ("yahoo.com", 0.15), ("outlook.com", 0.15), ("hotmail.com", 0.1),
+           ("icloud.com", 0.07), ("aol.com", 0.03)),
+    "GB": (("gmail.com", 0.4), ("outlook.com", 0.15), ("hotmail.co.uk", 0.15),
+           ("btinternet.com", 0.1), ("yahoo.co.uk", 0.1), ("icloud.com", 0.1)),
+    "AU": (("gmail.com", 0.5), ("bigpond.com", 0.2), ("outlook.com", 0.15), ("hotmail.com", 0.15)),
+    "CA": (("gmail.com", 0.5), ("outlook.com", 0.2), ("hotmail.com", 0.15), ("yahoo.ca", 0.15)),
+    "SG": (("gmail.com", 0.55), ("outlook.com", 0.2), ("yahoo.com.sg", 0.15),
+           ("singnet.com.sg", 0.1)),
+}  # fmt: skip
+_WORK_TLD = {"CN": (".com", ".cn", ".com.cn", ".net"), "US": (".com", ".com", ".net", ".io"),
+             "GB": (".co.uk", ".co.uk", ".com"), "AU": (".com.au", ".com.au", ".com"),
+             "CA": (".ca", ".com"), "SG": (".com.sg", ".sg", ".com")}  # fmt: skip
+_STAFF_DOMAIN = "democrm.example.com"
+
+# text pools: kind -> (subjects, bodies) per language
+_INTERACTION_TEXT = {
+    "zh": {
+        "call": (
+            ("电话回访", "电话沟通报价", "电话跟进需求", "确认发货时间", "续约电话沟通"),
+            (
+                "客户对报价基本认可，需内部审批。",
+                "客户询问交期，已答复两周内发货。",
+                "客户暂无采购计划，下月再跟进。",
+                "已确认收货，客户对产品满意。",
+                "客户希望增加培训服务，待出方案。",
+            ),
+        ),
+        "email": (
+            ("发送产品报价单", "发送合同草案", "会议纪要", "新品介绍", "发票寄送通知"),
+            (
+                "附件为最新报价，请查收。",
+                "合同草案已发送，请法务审核。",
+                "会议纪要已整理，请确认。",
+                "向客户介绍了新品功能与价格。",
+                "增值税发票已寄出，快递单号已告知。",
+            ),
+        ),
+        "meeting": (
+            ("需求调研会议", "方案演示会", "季度业务回顾", "商务谈判会议"),
+            (
+                "与采购和技术负责人讨论需求，下周提交方案。",
+                "演示了系统方案，客户提出三点修改意见。",
+                "回顾了本季度订单与服务情况。",
+                "就价格和付款方式进行了谈判。",
+            ),
+        ),
+        "visit": (
+            ("上门拜访", "现场安装调试", "客户来访参观", "年度拜访"),
+            (
+                "拜访客户总经理，了解明年预算。",
+                "完成现场安装调试，客户签字验收。",
+                "客户参观公司展厅，对新产品感兴趣。",
+                "年度拜访，客户计划扩大采购。",
+            ),
+        ),
+        "chat": (
+            ("微信咨询产品价格", "微信沟通交期", "微信发送资料", "在线咨询售后问题"),
+            (
+                "客户通过微信询价，已发送价目表。",
+                "客户催问交期，已协调仓库。",
+                "已通过微信发送产品手册。",
+                "客户反馈使用问题，已转技术支持。",
+            ),
+        ),
+        "note": (
+            ("客户背景备注", "决策链信息", "竞争对手情况", "付款习惯备注"),
+            (
+                "客户为本地龙头企业，重视服务响应速度。",
+                "采购需总经理审批，财务负责付款。",
+                "客户同时在比较两家竞争对手的报价。",
+                "客户习惯月结，付款一般在30天内。",
+            ),
+        ),
+    },
+    "en": {
+        "call": (
+            (
+                "Follow-up call",
+                "Pricing call",
+                "Discovery call",
+                "Delivery date check",
+                "Renewal call",
+            ),
+            (
+                "Customer broadly accepts the quote; needs internal approval.",
+                "Asked about lead times; confirmed shipping within two weeks.",
+                "No purchase planned this quarter; follow up next month.",
+                "Goods received, customer is happy with the product.",
+                "Customer would like training added; proposal to follow.",
+            ),
+        ),
+        "email": (
+            ("Quote sent", "Draft contract", "Meeting notes", "New product intro", "Invoice sent"),
+            (
+                "Sent the latest quote as a PDF attachment.",
+                "Draft contract sent for legal review.",
+                "Shared notes from our meeting.",
+                "Introduced the new product line and pricing.",
+                "Invoice emailed; payment due in 30 days.",
+            ),
+        ),
+        "meeting": (
+            (
+                "Requirements workshop",
+                "Product demo",
+                "Quarterly business review",
+                "Commercial negotiation",
+            ),
+            (
+                "Discussed requirements with procurement and IT; proposal next week.",
+                "Demoed the solution; three change requests noted.",
+                "Reviewed orders and service levels for the quarter.",
+                "Negotiated price and payment terms.",
+            ),
+        ),
+        "visit": (
+            ("On-site visit", "Installation visit", "Customer visited our office", "Annual visit"),
+            (
+                "Met the managing director to discuss next year's budget.",
+                "Completed installation; customer signed off.",
+                "Customer toured the showroom and liked the new range.",
+                "Annual visit; customer plans to expand purchasing.",
+            ),
+        ),
+        "chat": (
+            (
+                "Chat: pricing question",
+                "Chat: delivery status",
+                "Chat: documents",
+                "Chat: support question",
+            ),
+            (
+                "Customer asked for prices in chat; sent the price list.",
+                "Customer chased delivery; checked with the warehouse.",
+                "Shared the product brochure in chat.",
+                "Customer reported an issue; passed to support.",
+            ),
+        ),
+        "note": (
+            ("Account background", "Decision makers", "Competition", "Payment habits"),
+            (
+                "Local market leader; values fast service.",
+                "Purchases need MD approval; finance pays.",
+                "Customer is comparing quotes from two competitors.",
+                "Pays monthly, usually within 30 days.",
+            ),
+        ),
+    },
+}
+_TICKET_TEXT = {
+    "zh": {
+        "feedback": (
+            ("产品使用建议", "对服务的表扬", "功能改进建议", "包装反馈"),
+            (
+                "希望报表可以导出Excel。",
+                "安装人员服务很专业，特此表扬。",
+                "建议增加手机端功能。",
+                "包装可以更环保一些。",
+            ),
+        ),
+        "complaint": (
+            ("发货延迟", "产品质量问题", "发票开具错误", "客服响应慢", "收费有误"),
+            (
+                "订单超过约定时间仍未发货。",
+                "收到的产品有破损，要求更换。",
+                "发票抬头错误，需要重开。",
+                "多次联系客服未得到答复。",
+                "账单金额与合同不符。",
+            ),
+        ),
+        "request": (
+            ("申请开具发票", "修改收货地址", "申请退货", "预约上门服务", "账号权限申请"),
+            (
+                "请开具增值税专用发票。",
+                "请将收货地址改为公司新地址。",
+                "产品不符合需求，申请七天无理由退货。",
+                "希望下周安排工程师上门维护。",
+                "请为新同事开通系统账号。",
+            ),
+        ),
+    },
+    "en": {
+        "feedback": (
+            ("Product suggestion", "Praise for the team", "Feature idea", "Packaging feedback"),
+            (
+                "Would love to export reports to Excel.",
+                "The installer was very professional, thank you.",
+                "Please add a mobile app.",
+                "Packaging could be more eco-friendly.",
+            ),
+        ),
+        "complaint": (
+            ("Late delivery", "Damaged item", "Wrong invoice", "Slow support", "Billing error"),
+            (
+                "The order is past the promised delivery date.",
+                "The item arrived damaged; please replace it.",
+                "The invoice has the wrong company name.",
+                "Nobody answered my last three emails.",
+                "The bill does not match the contract.",
+            ),
+        ),
+        "request": (
+            (
+                "Invoice copy",
+                "Change delivery address",
+                "Return request",
+                "Book a service visit",
+                "New user account",
+            ),
+            (
+                "Please send a copy of the last invoice.",
+                "Please deliver to our new office address.",
+                "The product does not fit our needs; we would like to return it.",
+                "Please book an engineer for next week.",
+                "Please create an account for a new colleague.",
+            ),
+        ),
+    },
+}
+_TASK_TITLES = {
+    "zh": ("回访客户", "发送报价", "跟进合同签署", "安排产品演示", "催收货款", "准备续约方案",
+           "确认发货", "节日问候", "更新客户资料", "邀请参加展会"),
+    "en": ("Follow-up call", "Send quote", "Chase contract signature", "Schedule demo",
+           "Chase payment", "Prepare renewal offer", "Confirm delivery", "Send season's greetings",
+           "Update contact details", "Invite to trade show"),
+}  # fmt: skip
+_PRODUCT_LINES = ("software", "hardware", "services", "training", "support_plan", "consumables")
+_PRODUCT_P = (0.25, 0.2, 0.2, 0.1, 0.15, 0.1)
+_DEAL_TITLES = {
+    "zh": ("软件采购项目", "硬件升级项目", "实施服务项目", "员工培训项目", "年度维保续约", "耗材年度采购"),
+    "en": ("Software licences", "Hardware refresh", "Implementation services", "Staff training",
+           "Support plan renewal", "Consumables supply"),
+}  # fmt: skip
+_CONTRACT_TITLES = {
+    "zh": ("年度服务合同", "软件许可协议", "硬件采购合同", "维保服务合同", "框架合作协议"),
+    "en": ("Annual service agreement", "Software licence agreement", "Hardware purchase contract",
+           "Maintenance agreement", "Master services agreement"),
+}  # fmt: skip
+_CHANNELS = ("online", "direct_sales", "partner", "retail", "phone", "marketplace")
+_CHANNEL_P = (0.35, 0.25, 0.12, 0.1, 0.08, 0.1)
+_METHODS = {"zh": (("alipay", 0.35), ("wechat_pay", 0.3), ("bank_transfer", 0.3), ("cash", 0.05)),
+            "en": (("card", 0.5), ("bank_transfer", 0.3), ("paypal", 0.15), ("cash", 0.05))}  # fmt: skip
+_LOST_REASONS = ("price", "competitor", "no_budget", "timing", "no_response", "requirements")
+_CURRENCIES = ("CNY", "USD", "GBP")
+_AMOUNT_MEDIAN = np.array([2000.0, 320.0, 260.0])  # per order, by currency
+_TIER_FACTOR = np.array([3.0, 1.0, 0.45])
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _choice(rng: np.random.Generator, n: int, weights: Sequence[float]) -> np.ndarray:
+    """Indices drawn with the given (unnormalised) weights."""
+    p = np.asarray(weights, dtype=float)
+    return rng.choice(len(p), size=n, p=p / p.sum())
+
+
+def _pick(rng: np.random.Generator, options: Sequence[tuple[str, float]], n: int) -> np.ndarray:
+    values = np.array([o for o, _ in options], dtype=object)
+    return values[_choice(rng, n, [w for _, w in options])]
+
+
+def _uniform_time(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    span = np.maximum(hi - lo, 1)
+    return lo + (rng.random(len(lo)) * span).astype(np.int64)
+
+
+def _office_hours(
+    rng: np.random.Generator, t: np.ndarray, tz: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """Move instants into 08:30–18:30 local time on a weekday when that stays within [lo, hi)."""
+    local = t + tz * 3600
+    day = local // DAY
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+    day = day - np.where(weekday >= 5, weekday - 4, 0)
+    moved = day * DAY + 30_600 + (rng.random(len(t)) * 36_000).astype(np.int64) - tz * 3600
+    return np.where((moved >= lo) & (moved < hi), moved, t)
+
+
+def _ts(seconds: np.ndarray, valid: np.ndarray | None = None) -> pd.arrays.DatetimeArray:
+    values = seconds.astype("datetime64[s]").astype("datetime64[us]")
+    if valid is not None:
+        values[~valid] = np.datetime64("NaT")
+    return pd.array(values, dtype="datetime64[us]").tz_localize("UTC")
+
+
+def _dates(days: np.ndarray, valid: np.ndarray | None = None) -> pd.arrays.ArrowExtensionArray:
+    mask = None if valid is None else ~valid
+    return pd.arrays.ArrowExtensionArray(
+        pa.array(days.astype(np.int32), mask=mask, type=pa.int32()).cast(pa.date32())
+    )
+
+
+def _nullable(ids: np.ndarray) -> pd.arrays.IntegerArray:
+    """Ids where 0 means missing, as a nullable integer array."""
+    return pd.arrays.IntegerArray(ids.astype(np.int64), ids == 0)
+
+
+def _frame(name: str, data: dict[str, object]) -> pd.DataFrame:
+    frame = pd.DataFrame({c: data[c] for c in COLUMNS[name]})
+    return frame.astype(_DTYPES[name])
+
+
+def _empty(name: str) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=d) for c, d in _DTYPES[name].items()})
+
+
+def _money(x: np.ndarray) -> np.ndarray:
+    return np.round(x, 2)
+
+
+def _sort_and_number(order_key: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """Permutation that orders rows by time (ids then grow with time)."""
+    return np.lexsort((tiebreak, order_key))
+
+
+def _typo(rnd: random.Random, text: str) -> str:
+    """One keyboard slip: insert, delete, substitute or transpose a letter (never the first)."""
+    letters = [i for i, ch in enumerate(text) if ch.isalpha() and i > 0]
+    if not letters:
+        return text + text[-1:]
+    i = rnd.choice(letters)
+    op = rnd.randrange(4)
+    ch = rnd.choice("abcdefghijklmnopqrstuvwxyz")
+    if text[i].isupper():
+        ch = ch.upper()
+    if op == 0:
+        return text[:i] + ch + text[i:]
+    if op == 1 and len(text) > 3:
+        return text[:i] + text[i + 1 :]
+    if op == 3 and i + 1 < len(text) and text[i + 1].isalpha() and text[i + 1] != text[i]:
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    if ch.lower() == text[i].lower():
+        ch = "e" if text[i].lower() != "e" else "a"
+    return text[:i] + ch + text[i + 1 :]
+
+
+@lru_cache(maxsize=1)
+def _s2t() -> Callable[[str], str]:
+    from opencc import OpenCC
+
+    return OpenCC("s2t").convert
+
+
+def _pinyin(text: str, *, surname: bool = False) -> list[str]:
+    if surname and text in _CN_SURNAME_PINYIN:
+        return [_CN_SURNAME_PINYIN[text]]
+    return [s for s in lazy_pinyin(text, style=Style.NORMAL) if s.strip()]
+
+
+# --------------------------------------------------------------------------------------------
+# Phones
+# --------------------------------------------------------------------------------------------
+
+# (country, national digits) -> [(template, weight)]; groups are filled by _phone_groups
+_PHONE_STYLES: dict[str, tuple[tuple[str, float], ...]] = {
+    "CN_mobile": (("{n}", 0.42), ("{0} {1} {2}", 0.16), ("{0}-{1}-{2}", 0.1),
+                  ("+86 {0}-{1}-{2}", 0.1), ("+86 {n}", 0.08), ("+86{n}", 0.05),
+                  ("0086 {0} {1} {2}", 0.03), ("(+86) {0} {1} {2}", 0.03),
+                  ("+86-{0}-{1}-{2}", 0.03)),
+    "CN_land": (("0{0}-{1}", 0.45), ("(0{0}) {1}", 0.15), ("0{0} {1}", 0.15),
+                ("+86 {0} {1}", 0.15), ("+86-{0}-{1}", 0.1)),
+    "NANP": (("+1 ({0}) {1}-{2}", 0.35), ("+1 {0}-{1}-{2}", 0.25), ("+1 {0} {1} {2}", 0.2),
+             ("+1{n}", 0.1), ("+1 {0}.{1}.{2}", 0.1)),
+    "GB_land": (("+44 {0} {1} {2}", 0.5), ("+44 (0){0} {1} {2}", 0.3), ("+44{n}", 0.1),
+                ("0044 {0} {1} {2}", 0.1)),
+    "GB_mobile": (("+44 {0} {1}", 0.45), ("+44 (0){0} {1}", 0.2), ("+44{n}", 0.15),
+                  ("+44 {0} {1}", 0.2)),
+    "AU_land": (("+61 {0} {1} {2}", 0.6), ("+61 (0){0} {1} {2}", 0.3), ("+61{n}", 0.1)),
+    "AU_mobile": (("+61 {0} {1} {2}", 0.6), ("+61 (0){0} {1} {2}", 0.2), ("+61{n}", 0.2)),
+    "SG": (("+65 {0} {1}", 0.6), ("+65{n}", 0.2), ("(+65) {0} {1}", 0.1), ("+65-{0}-{1}", 0.1)),
+}  # fmt: skip
+_LAYOUTS = tuple(_PHONE_STYLES)
+_NANP = ("US", "CA")
+
+
+def _layout(country: str, nsn: str) -> str:
+    if country == "CN":
+        return "CN_mobile" if len(nsn) == 11 and nsn[0] == "1" else "CN_land"
+    if country in _NANP:
+        return "NANP"
+    if country == "GB":
+        return "GB_mobile" if nsn[0] == "7" else "GB_land"
+    if country == "AU":
+        return "AU_mobile" if nsn[0] == "4" else "AU_land"
+    return "SG"
+
+
+def _phone_groups(layout: str, n: str) -> tuple[str, ...]:
+    if layout == "CN_mobile":
+        return n[:3], n[3:7], n[7:]
+    if layout == "CN_land":
+        k = 2 if n[0] in "12" else 3
+        return n[:k], n[k:]
+    if layout == "NANP":
+        return n[:3], n[3:6], n[6:]
+    if layout == "GB_land":
+        k = 2 if n[0] == "2" else 3
+        return n[:k], n[k : k + 4] if k == 2 else n[k : k + 3], n[k + 4 :] if k == 2 else n[k + 3 :]
+    if layout == "GB_mobile":
+        return n[:4], n[4:]
+    if layout == "AU_land":
+        return n[:1], n[1:5], n[5:]
+    if layout == "AU_mobile":
+        return n[:3], n[3:6], n[6:]
+    return n[:4], n[4:]
+
+
+def _render_phone(country: str, nsn: str, style: int) -> str:
+    layout = _layout(country, nsn)
+    styles = _PHONE_STYLES[layout]
+    return styles[style % len(styles)][0].format(*_phone_groups(layout, nsn), n=nsn)
+
+
+@cache
+def _prefixes(country: str, head: str, total: int, prefix_len: int) -> tuple[str, ...]:
+    """Prefixes of ``prefix_len`` digits extending ``head`` that give valid numbers.
+
+    Each candidate is checked with several random tails; the pools do not depend on the seed.
+    """
+    check = np.random.default_rng(20240601)
+    region = "US" if country in _NANP else country
+    cc = int(_COUNTRY_CODE[country])
+    span = prefix_len - len(head)
+    found = []
+    for k in range(10**span):
+        prefix = head + str(k).zfill(span) if span else head
+        if country in _NANP and prefix[3] in "01":
+            continue
+        ok = True
+        for _ in range(6):
+            tail = "".join(map(str, check.integers(0, 10, total - prefix_len)))
+            number = phonenumbers.PhoneNumber(country_code=cc, national_number=int(prefix + tail))
+            if not phonenumbers.is_valid_number_for_region(number, region) and not (
+                country in _NANP and phonenumbers.is_valid_number(number)
+            ):
+                ok = False
+                break
+        if ok:
+            found.append(prefix)
+    if not found:
+        raise ValueError(f"no valid phone prefix for {country} {head}")
+    return tuple(found)
+
+
+def _numbers(rng: np.random.Generator, heads: list[tuple[str, str, int, int]]) -> np.ndarray:
+    """National significant numbers, one per (country, head, total length, prefix length)."""
+    out = np.empty(len(heads), dtype=object)
+    keys: dict[tuple[str, str, int, int], list[int]] = {}
+    for i, key in enumerate(heads):
+        keys.setdefault(key, []).append(i)
+    for key in sorted(keys):
+        rows = np.array(keys[key])
+        pool = np.array(_prefixes(*key), dtype=object)
+        width = key[2] - key[3]
+        tails = rng.integers(0, 10**width, len(rows))
+        picks = pool[rng.integers(0, len(pool), len(rows))]
+        out[rows] = [p + str(t).zfill(width) for p, t in zip(picks, tails.tolist(), strict=True)]
+    return out
+
+
+def _mobile_head(country: str, rng: np.random.Generator, city: int) -> tuple[str, str, int, int]:
+    if country == "CN":
+        heads = _MOBILE_HEADS["CN"]
+        return ("CN", heads[int(rng.integers(len(heads)))], 11, 4)
+    if country in _NANP:
+        area = _EN_PLACES[city][3]
+        return (country, area[int(rng.integers(len(area)))], 10, 5)
+    if country == "GB":
+        return ("GB", _MOBILE_HEADS["GB"][int(rng.integers(5))], 10, 4)
+    if country == "AU":
+        return ("AU", _MOBILE_HEADS["AU"][int(rng.integers(9))], 9, 3)
+    return ("SG", _MOBILE_HEADS["SG"][int(rng.integers(2))], 8, 3)
+
+
+def _land_head(country: str, rng: np.random.Generator, city: int) -> tuple[str, str, int, int]:
+    if country == "CN":
+        area = _CN_PLACES[city][2]
+        first = str(int(rng.integers(2, 9)))
+        local = 7 if area in _CN_SEVEN_DIGIT_AREAS else 8
+        return ("CN", area + first, len(area) + local, len(area) + 2)
+    if country in _NANP:
+        return _mobile_head(country, rng, city)
+    area = _EN_PLACES[city][3]
+    head = area[int(rng.integers(len(area)))]
+    if country == "GB":
+        return ("GB", head, 10, len(head) + 2 if len(head) == 2 else len(head) + 1)
+    if country == "AU":
+        return ("AU", head, 9, 4)
+    return ("SG", head, 8, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Generator
+# --------------------------------------------------------------------------------------------
+
+
+class _Builder:
+    """Holds the random streams and pools of one ``generate`` call."""
+
+    def __init__(self, *, seed: int, end: date, years: int) -> None:
+        streams = np.random.SeedSequence(seed).spawn(12)
+        self.rng = {
+            name: np.random.default_rng(s)
+            for name, s in zip(
+                (
+                    "pools",
+                    "users",
+                    "customers",
+                    "phones",
+                    "emails",
+                    "dups",
+                    "interactions",
+                    "deals",
+                    "orders",
+                    "contracts",
+                    "tickets",
+                    "tasks",
+                ),
+                streams,
+                strict=True,
+            )
+        }
+        self.dup_random = random.Random(int(streams[5].generate_state(1)[0]))
+        self.faker = {loc: Faker(loc) for loc in ("en_US", "en_GB")}
+        for i, f in enumerate(self.faker.values()):
+            f.seed_instance(seed * 31 + i)
+        self.end = int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp())
+        start_year = end.year - years
+        day = min(end.day, 28) if end.month == 2 else end.day
+        self.start = int(datetime(start_year, end.month, day, tzinfo=UTC).timestamp())
+        self.end_day = self.end // DAY
+        self._pools()
+
+    # ---- pools ---------------------------------------------------------------------------
+
+    def _pools(self) -> None:
+        rng = self.rng["pools"]
+        # Chinese names: surnames with Faker's frequencies; given names single or double.
+        surnames = list(_CnNames.last_names.items())
+        self.cn_surnames = np.array([s for s, _ in surnames], dtype=object)
+        self.cn_surname_p = np.array([w for _, w in surnames]) / sum(w for _, w in surnames)
+        singles = list(dict.fromkeys([*_CnNames.first_names_male, *_CnNames.first_names_female]))
+        singles_1 = [s for s in singles if len(s) == 1]
+        doubles = {
+            _CN_GIVEN_FIRST[int(a)] + singles_1[int(b)]
+            for a, b in zip(
+                rng.integers(0, len(_CN_GIVEN_FIRST), 4000),
+                rng.integers(0, len(singles_1), 4000),
+                strict=True,
+            )
+        }
+        doubles_list = sorted(doubles)
+        self.cn_given = np.array(singles + doubles_list, dtype=object)
+        weights = np.r_[
+            np.full(len(singles), 0.38 / len(singles)),
+            np.full(len(doubles_list), 0.62 / len(doubles_list)),
+        ]
+        self.cn_given_p = weights / weights.sum()
+        self.cn_surname_py = np.array(
+            [" ".join(_pinyin(s, surname=True)) for s in self.cn_surnames], dtype=object
+        )
+        self.cn_given_py = np.array(["".join(_pinyin(g)) for g in self.cn_given], dtype=object)
+        # English names
+        self.us_first = np.array(
+            [*_UsNames.first_names_male, *_UsNames.first_names_female], dtype=object
+        )
+        p = np.array([*_UsNames.first_names_male.values(), *_UsNames.first_names_female.values()])
+        self.us_first_p = p / p.sum()
+        self.us_last = np.array(list(_UsNames.last_names), dtype=object)
+        p = np.array(list(_UsNames.last_names.values()))
+        self.us_last_p = p / p.sum()
+        self.gb_first = np.array(
+            list(dict.fromkeys([*_GbNames.first_names_male, *_GbNames.first_names_female])),
+            dtype=object,
+        )
+        self.gb_last = np.array(list(_GbNames.last_names), dtype=object)
+        p = np.array(list(_GbNames.last_names.values()), dtype=float)
+        self.gb_last_p = p / p.sum()
+        # English street names: Faker surnames and common words with common suffixes.
+        stems = [self.faker["en_US"].last_name() for _ in range(300)]
+        stems += [self.faker["en_GB"].last_name() for _ in range(300)]
+        stems += list(_EN_STREET_WORDS) * 8
+        sfx = _pick(rng, _EN_STREET_SUFFIXES, 3000)
+        stem = np.array(stems, dtype=object)[rng.integers(0, len(stems), 3000)]
+        self.en_streets = np.array(
+            sorted({f"{a} {b}" for a, b in zip(stem, sfx, strict=True)}), dtype=object
+        )
+        # English company brands: curated words plus Faker surnames ("Hughes & Sons").
+        brands = list(_EN_BRANDS)
+        for i in range(400):
+            last = self.faker["en_GB" if i % 2 else "en_US"].last_name()
+            form = i % 4
+            brands.append(
+                last
+                if form < 2
+                else f"{last} & {self.faker['en_US'].last_name()}"
+                if form == 2
+                else f"{last} and Sons"
+            )
+        self.en_brands = np.array(list(dict.fromkeys(brands)), dtype=object)
+        self.cn_brand_py = {b: "".join(_pinyin(b)) for b in _CN_BRANDS}
+
+    # ---- users ---------------------------------------------------------------------------
+
+    def users(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        rng = self.rng["users"]
+        n_sales = int(rng.integers(6, 11))
+        n_teams = 2 if n_sales < 8 else 3
+        team_names = ["华东销售部", "华南销售部", "International Sales"]
+        if n_teams == 2:
+            team_names = ["中国区销售部", "International Sales"]
+        teams = pd.DataFrame({"id": np.arange(1, n_teams + 1), "name": team_names})
+        intl_team = n_teams
+        roles = ["admin", "manager", "manager"]
+        team_of = [0, 1, intl_team]
+        sales_team = [
+            intl_team if i % 3 == 2 else 1 + (i % 3) % (n_teams - 1) for i in range(n_sales)
+        ]
+        roles += ["sales"] * n_sales + ["support", "support", "data_steward", "analyst"]
+        team_of += sales_team + [0, 0, 0, 0]
+        locales = [
+            "en_GB" if t == intl_team and i % 2 else "en_US" if t == intl_team else "zh_CN"
+            for i, t in enumerate(team_of)
+        ]
+        locales[0] = "en_US"
+        locales[-2:] = ["zh_CN", "en_GB"]
+        usernames: list[str] = []
+        display: list[str] = []
+        for i, loc in enumerate(locales):
+            if i == 0:
+                usernames.append("admin")
+                display.append("Administrator")
+                continue
+            while True:
+                if loc == "zh_CN":
+                    s = self.cn_surnames[_choice(rng, 1, self.cn_surname_p)[0]]
+                    g = self.cn_given[_choice(rng, 1, self.cn_given_p)[0]]
+                    name = s + g
+                    user = ".".join(
+                        ["".join(_pinyin(g)), "".join(_pinyin(s, surname=True))]
+                    ).lower()
+                else:
+                    first = self.us_first[_choice(rng, 1, self.us_first_p)[0]]
+                    last = self.us_last[_choice(rng, 1, self.us_last_p)[0]]
+                    name = f"{first} {last}"
+                    user = f"{first}.{last}".lower().replace("'", "")
+                if user not in usernames:
+                    break
+            usernames.append(user)
+            display.append(name)
+        self.n_teams = n_teams
+        ids = np.arange(1, len(roles) + 1)
+        users = pd.DataFrame(
+            {
+                "id": ids,
+                "username": usernames,
+                "display_name": display,
+                "role": roles,
+                "team_id": _nullable(np.array(team_of)),
+                "email": [f"{u}@{_STAFF_DOMAIN}" for u in usernames],
+                "locale": locales,
+            }
+        )
+        role = np.array(roles)
+        team = np.array(team_of)
+        self.sales_by_team = {t: ids[(role == "sales") & (team == t)] for t in range(1, 4)}
+        self.intl_team = intl_team
+        self.support_ids = ids[role == "support"]
+        self.sales_ids = ids[role == "sales"]
+        return teams.astype(_DTYPES["teams"]), users.astype(_DTYPES["users"])
+
+    # ---- customers: originals --------------------------------------------------------------
+
+    def originals(self, n: int) -> dict[str, np.ndarray]:
+        """Profile arrays of the original (non-duplicate) customers, plus helper arrays."""
+        rng = self.rng["customers"]
+        c: dict[str, np.ndarray] = {}
+        is_cn = rng.random(n) < 0.5
+        is_company = rng.random(n) < 0.10
+        c["is_cn"] = is_cn
+        c["kind"] = np.where(is_company, "company", "person").astype(object)
+        # country and city
+        country = np.empty(n, dtype=object)
+        country[is_cn] = "CN"
+        codes = list(_EN_COUNTRY_P)
+        country[~is_cn] = np.array(codes, dtype=object)[
+            _choice(rng, int((~is_cn).sum()), list(_EN_COUNTRY_P.values()))
+        ]
+        city = np.zeros(n, dtype=np.int64)
+        city[is_cn] = _choice(rng, int(is_cn.sum()), [p[4] for p in _CN_PLACES])
+        for code in codes:
+            rows = np.flatnonzero(country == code)
+            options = [i for i, p in enumerate(_EN_PLACES) if p[0] == code]
+            city[rows] = np.array(options)[
+                _choice(rng, len(rows), [_EN_PLACES[i][5] for i in options])
+            ]
+        # contact persons: some persons work for a generated company of the same country
+        company_ix = np.full(n, -1, dtype=np.int64)
+        person_rows = np.flatnonzero(~is_company & (rng.random(n) < 0.3))
+        for code in ["CN", *codes]:
+            comps = np.flatnonzero(is_company & (country == code))
+            rows = person_rows[country[person_rows] == code]
+            if len(comps) and len(rows):
+                company_ix[rows] = comps[rng.integers(0, len(comps), len(rows))]
+        is_contact = company_ix >= 0
+        contact_rows = np.flatnonzero(is_contact)
+        country[contact_rows] = country[company_ix[contact_rows]]
+        same_site = is_contact & (rng.random(n) < 0.6)
+        city[is_contact] = np.where(
+            same_site[is_contact], city[company_ix[is_contact]], city[is_contact]
+        )
+        c["country"] = country
+        c["city_ix"] = city
+        c["company_ix"] = company_ix
+        # time zone per row
+        tz = np.full(n, 8, dtype=np.int64)
+        en = ~is_cn
+        tz[en] = np.array([p[4] for p in _EN_PLACES])[city[en]]
+        c["tz"] = tz
+        self._names(c, rng, n)
+        self._companies(c, rng, n)
+        self._addresses(c, rng, n, same_site)
+        self._classification(c, rng, n)
+        self._phones(c, n)
+        self._emails(c, n)
+        return c
+
+    def _names(self, c: dict[str, np.ndarray], rng: np.random.Generator, n: int) -> None:
+        is_cn = c["is_cn"]
+        first = np.empty(n, dtype=object)
+        last = np.empty(n, dtype=object)
+        first_ascii = np.empty(n, dtype=object)
+        last_ascii = np.empty(n, dtype=object)
+        cn = np.flatnonzero(is_cn)
+        s_ix = _choice(rng, len(cn), self.cn_surname_p)
+        g_ix = _choice(rng, len(cn), self.cn_given_p)
+        last[cn] = self.cn_surnames[s_ix]
+        first[cn] = self.cn_given[g_ix]
+        last_ascii[cn] = self.cn_surname_py[s_ix]
+        first_ascii[cn] = self.cn_given_py[g_ix]
+        gb = np.flatnonzero(c["country"] == "GB")
+        first[gb] = self.gb_first[rng.integers(0, len(self.gb_first), len(gb))]
+        last[gb] = self.gb_last[_choice(rng, len(gb), self.gb_last_p)]
+        us = np.flatnonzero(~is_cn & (c["country"] != "GB"))
+        first[us] = self.us_first[_choice(rng, len(us), self.us_first_p)]
+        last[us] = self.us_last[_choice(rng, len(us), self.us_last_p)]
+        en = np.flatnonzero(~is_cn)
+        first_ascii[en] = first[en]
+        last_ascii[en] = last[en]
+        c["first"], c["last"] = first, last
+        c["first_ascii"], c["last_ascii"] = first_ascii, last_ascii
+        name = np.empty(n, dtype=object)
+        name[cn] = last[cn] + first[cn]
+        name[en] = first[en] + " " + last[en]
+        c["name"] = name
+        # birthdays: persons, age 20-70 at the end date, known for about half
+        days = self.end_day - (rng.random(n) * 50 * 365.25 + 20 * 365.25).astype(np.int64)
+        known = (c["kind"] == "person") & (rng.random(n) < np.where(is_cn, 0.6, 0.45))
+        c["birthday"] = days
+        c["birthday_known"] = known
+
+    def _company_names(
+        self, rng: np.random.Generator, country: np.ndarray, city: np.ndarray, industry: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Company names with their brand slug (for web domains) and legal suffix."""
+        n = len(country)
+        names = np.empty(n, dtype=object)
+        slugs = np.empty(n, dtype=object)
+        suffixes = np.empty(n, dtype=object)
+        cn = np.flatnonzero(country == "CN")
+        brands = np.array(_CN_BRANDS, dtype=object)[rng.integers(0, len(_CN_BRANDS), len(cn))]
+        words = np.array([i[1] for i in _INDUSTRIES], dtype=object)[industry[cn]]
+        sfx = _pick(rng, _CN_SUFFIXES, len(cn))
+        city_short = np.array([p[1].removesuffix("市") for p in _CN_PLACES], dtype=object)
+        with_city = rng.random(len(cn)) < 0.75
+        prefix = np.where(with_city, city_short[city[cn]], "")
+        names[cn] = prefix + brands + words + sfx
+        slugs[cn] = [self.cn_brand_py[b] for b in brands]
+        suffixes[cn] = sfx
+        for code, options in _EN_SUFFIXES.items():
+            rows = np.flatnonzero(country == code)
+            if not len(rows):
+                continue
+            brand = self.en_brands[rng.integers(0, len(self.en_brands), len(rows))]
+            word = np.array([i[2] for i in _INDUSTRIES], dtype=object)[industry[rows]]
+            word = np.where(rng.random(len(rows)) < 0.75, " " + word, "")
+            sfx = _pick(rng, options, len(rows))
+            names[rows] = brand + word + " " + sfx
+            slugs[rows] = [
+                "".join(ch for ch in (b + w).lower() if ch.isalnum())
+                for b, w in zip(brand, word, strict=True)
+            ]
+            suffixes[rows] = sfx
+        return names, slugs, suffixes
+
+    def _companies(self, c: dict[str, np.ndarray], rng: np.random.Generator, n: int) -> None:
+        is_company = c["kind"] == "company"
+        company_ix = c["company_ix"]
+        industry = _choice(
+            rng, n, [1.5, 1.2, 1.5, 1.2, 1.0, 0.8, 0.7, 0.6, 0.5, 0.7, 0.8, 0.6, 0.4, 0.8, 0.6, 0.8]
+        )
+        names, slugs, suffixes = self._company_names(rng, c["country"], c["city_ix"], industry)
+        employed = is_company | (company_ix >= 0) | (rng.random(n) < 0.45)
+        contact = company_ix >= 0
+        names[contact] = names[company_ix[contact]]
+        slugs[contact] = slugs[company_ix[contact]]
+        industry[contact] = industry[company_ix[contact]]
+        c["company"] = np.where(employed, names, None)
+        c["company_slug"] = slugs
+        c["employed"] = employed
+        c["name"][is_company] = names[is_company]
+        codes = np.array([i[0] for i in _INDUSTRIES], dtype=object)
+        known_industry = employed & ((rng.random(n) < 0.8) | is_company)
+        c["industry"] = np.where(known_industry, codes[industry], None)
+        size = _choice(rng, n, [0.3, 0.3, 0.2, 0.12, 0.08])
+        size[contact] = size[company_ix[contact]]
+        sizes = np.array(_SIZES, dtype=object)
+        c["size"] = np.where(is_company | (employed & (rng.random(n) < 0.5)), sizes[size], None)
+        cn_pos = np.array(_CN_POSITIONS, dtype=object)[rng.integers(0, len(_CN_POSITIONS), n)]
+        en_pos = np.array(_EN_POSITIONS, dtype=object)[rng.integers(0, len(_EN_POSITIONS), n)]
+        has_pos = employed & ~is_company & (rng.random(n) < 0.85)
+        c["position"] = np.where(has_pos, np.where(c["is_cn"], cn_pos, en_pos), None)
+
+    def _addresses(
+        self, c: dict[str, np.ndarray], rng: np.random.Generator, n: int, same_site: np.ndarray
+    ) -> None:
+        is_cn = c["is_cn"]
+        city = c["city_ix"]
+        province = np.empty(n, dtype=object)
+        city_name = np.empty(n, dtype=object)
+        district = np.full(n, None, dtype=object)
+        street = np.empty(n, dtype=object)
+        postcode = np.empty(n, dtype=object)
+        cn = np.flatnonzero(is_cn)
+        province[cn] = np.array([p[0] for p in _CN_PLACES], dtype=object)[city[cn]]
+        city_name[cn] = np.array([p[1] for p in _CN_PLACES], dtype=object)[city[cn]]
+        u = rng.random(len(cn))
+        district[cn] = [
+            _CN_PLACES[ci][5][int(x * len(_CN_PLACES[ci][5]))]
+            for ci, x in zip(city[cn].tolist(), u.tolist(), strict=True)
+        ]
+        road = np.array(_CN_ROADS, dtype=object)[rng.integers(0, len(_CN_ROADS), len(cn))]
+        number = rng.integers(1, 999, len(cn))
+        bldg = np.array(_CN_BUILDINGS, dtype=object)[rng.integers(0, len(_CN_BUILDINGS), len(cn))]
+        block = np.array(list("ABCD"), dtype=object)[rng.integers(0, 4, len(cn))]
+        room = rng.integers(2, 33, len(cn)) * 100 + rng.integers(1, 20, len(cn))
+        with_bldg = rng.random(len(cn)) < 0.35
+        street[cn] = [
+            f"{r}{k}号{b}{bl}座{rm}室" if w else f"{r}{k}号"
+            for r, k, b, bl, rm, w in zip(
+                road, number.tolist(), bldg, block, room.tolist(), with_bldg.tolist(), strict=True
+            )
+        ]
+        post3 = np.array([p[3] for p in _CN_PLACES], dtype=object)[city[cn]]
+        postcode[cn] = [
+            f"{p}{k:03d}"
+            for p, k in zip(post3, rng.integers(0, 100, len(cn)).tolist(), strict=True)
+        ]
+        en = np.flatnonzero(~is_cn)
+        province[en] = np.array([p[1] for p in _EN_PLACES], dtype=object)[city[en]]
+        city_name[en] = np.array([p[2] for p in _EN_PLACES], dtype=object)[city[en]]
+        u = rng.random(len(en))
+        has_district = rng.random(len(en)) < 0.6
+        district[en] = [
+            _EN_PLACES[ci][7][int(x * len(_EN_PLACES[ci][7]))] if _EN_PLACES[ci][7] and h else None
+            for ci, x, h in zip(city[en].tolist(), u.tolist(), has_district.tolist(), strict=True)
+        ]
+        num = rng.integers(1, 400, len(en))
+        name = self.en_streets[rng.integers(0, len(self.en_streets), len(en))]
+        unit = rng.integers(1, 30, len(en))
+        with_unit = rng.random(len(en))
+        street[en] = [
+            f"{k} {s}, Suite {u * 10}"
+            if w < 0.12
+            else f"Apt {u}, {k} {s}"
+            if w < 0.2
+            else f"{k} {s}"
+            for k, s, u, w in zip(
+                num.tolist(), name, unit.tolist(), with_unit.tolist(), strict=True
+            )
+        ]
+        postcode[en] = self._en_postcodes(rng, city[en])
+        # contacts at the company's site share its address
+        contact = np.flatnonzero(same_site)
+        src = c["company_ix"][contact]
+        for arr in (province, city_name, district, street, postcode):
+            arr[contact] = arr[src]
+        c["province"], c["city"], c["district"] = province, city_name, district
+        c["street"], c["postcode"] = street, postcode
+
+    @staticmethod
+    def _en_postcodes(rng: np.random.Generator, city: np.ndarray) -> np.ndarray:
+        out = np.empty(len(city), dtype=object)
+        letters = np.array(list("ABDEFGHJLNPQRSTUWXYZ"), dtype=object)
+        for ci in np.unique(city).tolist():
+            rows = np.flatnonzero(city == ci)
+            k = len(rows)
+            country, rule = _EN_PLACES[ci][0], _EN_PLACES[ci][6]
+            if country == "US":
+                out[rows] = [f"{rule}{x:02d}" for x in rng.integers(1, 99, k).tolist()]
+            elif country == "AU":
+                lo, hi = (int(x) for x in rule.split("-"))
+                out[rows] = [str(x) for x in rng.integers(lo, hi + 1, k).tolist()]
+            elif country == "SG":
+                out[rows] = [
+                    f"{a:02d}{b:04d}"
+                    for a, b in zip(
+                        rng.integers(1, 81, k).tolist(),
+                        rng.integers(0, 10000, k).tolist(),
+                        strict=True,
+                    )
+                ]
+            else:
+                outward = np.array(rule.split(), dtype=object)[
+                    rng.integers(0, len(rule.split()), k)
+                ]
+                d = rng.integers(0, 10, k).tolist()
+                a = letters[rng.integers(0, len(letters), k)]
+                b = letters[rng.integers(0, len(letters), k)]
+                if country == "GB":
+                    out[rows] = [
+                        f"{o} {x}{y}{z}" for o, x, y, z in zip(outward, d, a, b, strict=True)
+                    ]
+                else:  # Canada: FSA + digit letter digit
+                    e = rng.integers(0, 10, k).tolist()
+                    out[rows] = [
+                        f"{o} {x}{y}{z}" for o, x, y, z in zip(outward, d, a, e, strict=True)
+                    ]
+        return out
+
+    def _classification(self, c: dict[str, np.ndarray], rng: np.random.Generator, n: int) -> None:
+        is_cn = c["is_cn"]
+        is_company = c["kind"] == "company"
+        # created_at: business grows, so later years hold more records
+        created = self.start + ((rng.random(n) ** (2 / 3)) * (self.end - self.start - DAY)).astype(
+            np.int64
+        )
+        contact = np.flatnonzero(c["company_ix"] >= 0)
+        parent = created[c["company_ix"][contact]]
+        created[contact] = np.maximum(
+            created[contact], parent + (rng.random(len(contact)) * (self.end - parent) * 0.5)
+        ).astype(np.int64)
+        created = _office_hours(rng, created, c["tz"], np.full(n, self.start), np.full(n, self.end))
+        if len(contact):  # keep contacts after their company even after the office-hours move
+            created[contact] = np.maximum(created[contact], created[c["company_ix"][contact]] + 60)
+        c["created"] = np.minimum(created, self.end - 1)
+        age = (self.end - c["created"]) / (365.25 * DAY)
+        stage = _choice(rng, n, [0.22, 0.15, 0.38, 0.07, 0.1, 0.08])
+        young = age < 1.0
+        stage = np.where(young & (stage >= 3), 2, stage)  # VIP/dormant/churned need history
+        stage = np.where(young & (age < 0.15) & (stage == 2) & (rng.random(n) < 0.5), 0, stage)
+        c["stage"] = stage
+        tier = np.where(
+            stage == 3,
+            0,
+            np.where(
+                stage == 2,
+                _choice(rng, n, [0.15, 0.45, 0.4]),
+                np.where(
+                    stage <= 1,
+                    _choice(rng, n, [0.02, 0.2, 0.78]),
+                    _choice(rng, n, [0.05, 0.45, 0.5]),
+                ),
+            ),
+        )
+        c["tier"] = tier
+        src = np.where(is_cn, _choice(rng, n, _SOURCE_P_CN), _choice(rng, n, _SOURCE_P_EN)).astype(
+            np.int64
+        )
+        c["source"] = np.array(_SOURCES, dtype=object)[src]
+        # owners: Chinese customers go to the Chinese teams, the rest to International
+        owner = self._owners(rng, c)
+        unowned = (stage == 0) & (rng.random(n) < 0.45) | (rng.random(n) < 0.02)
+        c["owner"] = np.where(unowned, 0, owner)
+        # tags as a bit mask rendered through a lookup table
+        p = np.zeros((n, len(_TAGS)))
+        p[:, 0] = np.where(is_cn, np.where(src == 4, 0.8, 0.25), 0.0)
+        p[:, 1] = np.where(tier == 0, 0.45, 0.02) + is_company * 0.1
+        p[:, 2] = 0.18
+        p[:, 3] = np.where(stage == 3, 0.4, 0.01)
+        p[:, 4] = np.where(tier == 2, 0.12, 0.04)
+        p[:, 5] = np.where(stage <= 1, 0.15, 0.04)
+        p[:, 6] = np.where(is_company, 0.35, 0.05)
+        p[:, 7] = 0.03
+        p[:, 8] = np.where(src == 6, 0.6, 0.01)
+        p[:, 9] = np.where(src == 2, 0.5, 0.01)
+        bits = (rng.random((n, len(_TAGS))) < p) @ (1 << np.arange(len(_TAGS)))
+        table = np.array(
+            [
+                ";".join(t for i, t in enumerate(_TAGS) if m >> i & 1)
+                for m in range(1 << len(_TAGS))
+            ],
+            dtype=object,
+        )
+        c["tags"] = table[bits]
+
+    def _owners(self, rng: np.random.Generator, c: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(c["is_cn"])
+        team = np.full(n, self.intl_team, dtype=np.int64)
+        team[c["is_cn"]] = 1
+        if self.n_teams == 3:
+            south = np.isin(c["province"], _CN_SOUTH) & c["is_cn"]
+            team[south] = 2
+        c["team"] = team
+        return self._sales_of(rng, team)
+
+    def _sales_of(self, rng: np.random.Generator, team: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(team), dtype=np.int64)
+        u = rng.random(len(team))
+        for t, pool in self.sales_by_team.items():
+            if len(pool) == 0:
+                continue
+            rows = team == t
+            out[rows] = pool[(u[rows] * len(pool)).astype(np.int64)]
+        return out
+
+    def _phones(self, c: dict[str, np.ndarray], n: int) -> None:
+        rng = self.rng["phones"]
+        country = c["country"]
+        city = c["city_ix"]
+        is_company = c["kind"] == "company"
+        land = np.where(is_company, rng.random(n) < 0.8, rng.random(n) < 0.06)
+        heads = [
+            (_land_head if ld else _mobile_head)(co, rng, ci)
+            for co, ci, ld in zip(country, city.tolist(), land.tolist(), strict=True)
+        ]
+        nsn = _numbers(rng, heads)
+        has = rng.random(n) >= np.where(c["is_cn"], 0.04, 0.07)
+        # second phone: an office line for people at a company, else a second mobile
+        second = rng.random(n) < np.where(c["employed"], 0.22, 0.05)
+        heads2 = [
+            (_land_head if c["employed"][i] else _mobile_head)(country[i], rng, city[i])
+            for i in np.flatnonzero(second).tolist()
+        ]
+        nsn2 = np.full(n, None, dtype=object)
+        nsn2[second] = _numbers(rng, heads2)
+        c["phone_nsn"], c["phone2_nsn"] = np.where(has, nsn, None), nsn2
+        c["phone_style"] = rng.integers(0, 1_000, n)
+        c["phone2_style"] = rng.integers(0, 1_000, n)
+        self._unique_phones(c, rng, np.arange(n), np.arange(n))
+
+    def _style(self, country: str, nsn: str, seed: int) -> int:
+        styles = _PHONE_STYLES[_layout(country, nsn)]
+        w = np.cumsum([s[1] for s in styles])
+        return int(np.searchsorted(w / w[-1], (seed % 1000) / 1000, side="right"))
+
+    def _unique_phones(
+        self,
+        c: dict[str, np.ndarray],
+        rng: np.random.Generator,
+        rows: np.ndarray,
+        cluster: np.ndarray,
+    ) -> None:
+        """Give a new number to rows whose number is used by a different cluster."""
+        for _ in range(10):
+            key = pd.Series(
+                [
+                    f"{_COUNTRY_CODE[co]}{x}" if x is not None else None
+                    for co, x in zip(c["country"][rows], c["phone_nsn"][rows], strict=True)
+                ]
+            )
+            frame = pd.DataFrame({"key": key, "cluster": cluster}).dropna()
+            first = frame.groupby("key")["cluster"].transform("first")
+            clash = frame.index[(frame["cluster"] != first).to_numpy()].to_numpy()
+            if not len(clash):
+                return
+            target = rows[clash]
+            heads = [
+                _mobile_head(c["country"][i], rng, int(c["city_ix"][i])) for i in target.tolist()
+            ]
+            c["phone_nsn"][target] = _numbers(rng, heads)
+
+    def render_phones(self, c: dict[str, np.ndarray]) -> None:
+        for field in ("phone", "phone2"):
+            nsn = c[f"{field}_nsn"]
+            style = c[f"{field}_style"]
+            c[field] = np.array(
+                [
+                    None if x is None else _render_phone(co, x, self._style(co, x, int(s)))
+                    for co, x, s in zip(c["country"], nsn, style.tolist(), strict=True)
+                ],
+                dtype=object,
+            )
+
+    def _emails(self, c: dict[str, np.ndarray], n: int) -> None:
+        rng = self.rng["emails"]
+        c["email"] = self._email_addresses(rng, c, np.arange(n))
+        has = rng.random(n) >= np.where(c["is_cn"], 0.15, 0.08)
+        c["email"] = np.where(has, c["email"], None)
+
+    def _email_addresses(
+        self, rng: np.random.Generator, c: dict[str, np.ndarray], rows: np.ndarray
+    ) -> np.ndarray:
+        """One plausible address per row (personal, work or generic company mailbox)."""
+        k = len(rows)
+        country = c["country"][rows]
+        first = np.array(
+            [f.lower().replace(" ", "").replace("'", "") for f in c["first_ascii"][rows]],
+            dtype=object,
+        )
+        last = np.array(
+            [s.lower().replace(" ", "").replace("'", "") for s in c["last_ascii"][rows]],
+            dtype=object,
+        )
+        is_cn = country == "CN"
+        year = (1970 + (c["birthday"][rows] / 365.25)).astype(np.int64) % 100
+        digits = rng.integers(1, 1000, k)
+        pattern = rng.integers(0, 8, k)
+        free = np.empty(k, dtype=object)
+        for code, options in _FREE_MAIL.items():
+            m = country == code
+            free[m] = _pick(rng, options, int(m.sum()))
+        tld_u = rng.random(k)
+        slug = c["company_slug"][rows]
+        work_domain = [
+            f"{s}{_WORK_TLD[co][int(u * len(_WORK_TLD[co]))]}"
+            for s, co, u in zip(slug, country, tld_u.tolist(), strict=True)
+        ]
+        is_company = c["kind"][rows] == "company"
+        use_work = np.where(
+            is_company, rng.random(k) < 0.85, c["employed"][rows] & (rng.random(k) < 0.45)
+        )
+        qq = rng.integers(10_000, 3_999_999_999, k)
+        boxes = np.array(["info", "sales", "contact", "service", "hello", "office"], dtype=object)
+        box = boxes[rng.integers(0, len(boxes), k)]
+        out = np.empty(k, dtype=object)
+        for i in range(k):
+            f, s, p, d = first[i], last[i], pattern[i], digits[i]
+            if is_company[i]:
+                out[i] = f"{box[i]}@{work_domain[i]}" if use_work[i] else f"{slug[i]}{d}@{free[i]}"
+                continue
+            if is_cn[i]:
+                local = (
+                    f"{s}{f}",
+                    f"{s}.{f}",
+                    f"{s}{f}{year[i]:02d}",
+                    f"{f}.{s}",
+                    f"{s}{f}{d}",
+                    f"{s}_{f}",
+                    f"{s[0]}{f}{d}",
+                    f"{f}{s}",
+                )[p]
+                domain = work_domain[i] if use_work[i] else free[i]
+                if not use_work[i] and domain == "qq.com" and p < 5:
+                    local = str(qq[i])
+            else:
+                local = (
+                    f"{f}.{s}",
+                    f"{f[0]}{s}",
+                    f"{f}{s[0]}",
+                    f"{f}_{s}",
+                    f"{f}{s}{d}",
+                    f"{f}.{s}{year[i]:02d}",
+                    f"{s}.{f}",
+                    f"{f}.{s}{d}",
+                )[p]
+                domain = work_domain[i] if use_work[i] else free[i]
+            if use_work[i] and p >= 4:
+                local = f"{f}.{s}" if p % 2 else f"{f[0]}{s}"
+            out[i] = f"{local}@{domain}"
+        return out
+
+    def unique_emails(self, email: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+        """Add digits to addresses that a different cluster already uses."""
+        rng = self.rng["emails"]
+        email = email.copy()
+        for _ in range(10):
+            key = pd.Series(email, dtype=object).map(_email_key, na_action="ignore")
+            frame = pd.DataFrame({"key": key, "cluster": cluster}).dropna()
+            first = frame.groupby("key")["cluster"].transform("first")
+            clash = frame.index[(frame["cluster"] != first).to_numpy()].to_numpy()
+            if not len(clash):
+                break
+            extra = rng.integers(2, 10_000, len(clash))
+            for i, x in zip(clash.tolist(), extra.tolist(), strict=True):
+                local, _, domain = email[i].rpartition("@")
+                email[i] = f"{local}{x}@{domain}"
+        return email
+
+
+def _email_key(email: str) -> str:
+    """Identity of an address: lower case, no plus tag, no dots in the local part."""
+    local, _, domain = email.lower().strip().rpartition("@")
+    return f"{local.split('+')[0].replace('.', '')}@{domain}"
+
+
+# --------------------------------------------------------------------------------------------
+# Planted duplicates
+# --------------------------------------------------------------------------------------------
+
+_PROFILE = (
+    "name",
+    "company",
+    "position",
+    "phone_nsn",
+    "phone_style",
+    "phone2_nsn",
+    "email",
+    "province",
+    "city",
+    "district",
+    "street",
+    "postcode",
+    "birthday_known",
+)
+
+
+def _vary_cn_name(rnd: random.Random, c: dict[str, np.ndarray], s: int, strong: bool) -> str:
+    last, first, name = c["last"][s], c["first"][s], c["name"][s]
+    sur = c["last_ascii"][s].replace(" ", "").title()
+    giv = c["first_ascii"][s].title()
+    options = ["homophone", "space", "traditional"]
+    if strong:
+        options += ["pinyin", "pinyin", "title", "both"]
+    for _ in range(4):
+        op = rnd.choice(options)
+        if op == "pinyin":
+            form = rnd.randrange(4)
+            return (f"{sur} {giv}", f"{giv} {sur}", f"{sur.upper()} {giv}", f"{sur}{giv}")[form]
+        if op == "title":
+            return f"{last}{'先生' if rnd.random() < 0.5 else '女士'}"
+        if op == "both":
+            return f"{giv} {sur} ({name})" if rnd.random() < 0.5 else f"{name} {giv} {sur}"
+        if op == "space":
+            return f"{last} {first}"
+        if op == "traditional":
+            out = _s2t()(name)
+            if out != name:
+                return out
+        if op == "homophone":
+            spots = [i for i, ch in enumerate(first) if ch in _CN_HOMOPHONES]
+            if spots:
+                i = rnd.choice(spots)
+                alt = rnd.choice(_CN_HOMOPHONES[first[i]])
+                return last + first[:i] + alt + first[i + 1 :]
+    return f"{last} {first}"
+
+
+def _vary_en_name(rnd: random.Random, c: dict[str, np.ndarray], s: int, strong: bool) -> str:
+    first, last = c["first"][s], c["last"][s]
+    op = rnd.choices(
+        ("typo", "swap", "nick", "case", "middle", "initial"),
+        weights=(0.3, 0.2, 0.25, 0.1, 0.1, 0.05 if strong else 0.0),
+    )[0]
+    if op == "nick" and first in _NICKNAMES:
+        return f"{rnd.choice(_NICKNAMES[first])} {last}"
+    if op == "swap":
+        return f"{last}, {first}" if rnd.random() < 0.7 else f"{last.upper()} {first}"
+    if op == "case":
+        return f"{first} {last}".upper() if rnd.random() < 0.5 else f"{first} {last}".lower()
+    if op == "middle":
+        return f"{first} {rnd.choice('ABCDEFGHJKLMNPRSTW')}. {last}"
+    if op == "initial":
+        return f"{first[0]}. {last}"
+    if rnd.random() < 0.5:
+        return f"{_typo(rnd, first)} {last}"
+    return f"{first} {_typo(rnd, last)}"
+
+
+def _vary_company(rnd: random.Random, company: str, is_cn: bool) -> str:
+    if is_cn:
+        options = []
+        for sfx in ("股份有限公司", "有限责任公司", "集团有限公司", "有限公司", "集团"):
+            if company.endswith(sfx):
+                core = company.removesuffix(sfx)
+                options += [core, core + "有限公司" if sfx != "有限公司" else core + "有限责任公司"]
+                city = next(
+                    (
+                        p[1].removesuffix("市")
+                        for p in _CN_PLACES
+                        if core.startswith(p[1].removesuffix("市"))
+                    ),
+                    None,
+                )
+                if city:
+                    rest = core.removeprefix(city)
+                    options += [rest + sfx, f"{rest}({city}){sfx}", f"{city}市{rest}{sfx}"]
+                break
+        options.append(_s2t()(company))
+        out = rnd.choice(options) if options else company
+        return out if out != company else company.replace("有限公司", "")
+    swaps = {
+        "Ltd": ("Limited", "Ltd.", ""),
+        "Ltd.": ("Ltd", "Limited", ""),
+        "Limited": ("Ltd", ""),
+        "Inc.": ("Inc", "Incorporated", ""),
+        "Inc": ("Inc.", ""),
+        "LLC": ("L.L.C.", ", LLC", ""),
+        "Corp.": ("Corporation", "Corp", ""),
+        "Co.": ("Company", "Co", ""),
+        "PLC": ("plc", ""),
+        "LLP": ("", "L.L.P."),
+        "Pty Ltd": ("Pty. Ltd.", "Pty Limited", ""),
+        "Pty. Ltd.": ("Pty Ltd", ""),
+        "Pte. Ltd.": ("Pte Ltd", "Private Limited", ""),
+        "Pte Ltd": ("Pte. Ltd.", ""),
+    }
+    op = rnd.random()
+    for sfx in sorted(swaps, key=len, reverse=True):
+        if company.endswith(" " + sfx) and op < 0.7:
+            core = company.removesuffix(" " + sfx)
+            new = rnd.choice(swaps[sfx])
+            return core if not new else f"{core}{new}" if new.startswith(",") else f"{core} {new}"
+    if op < 0.85 and " & " in company:
+        return company.replace(" & ", " and ")
+    if op < 0.9:
+        return company.upper()
+    return _typo(rnd, company)
+
+
+def _vary_email(rnd: random.Random, email: str, how: str) -> str | None:
+    local, _, domain = email.rpartition("@")
+    if how == "case":
+        return f"{local.title()}@{domain.title()}" if rnd.random() < 0.5 else email.upper()
+    if how == "plus":
+        return f"{local}+{rnd.choice(('crm', 'shop', 'news', 'work'))}@{domain}"
+    if how == "dots" and domain == "gmail.com" and "." in local:
+        return f"{local.replace('.', '')}@{domain}"
+    if how == "dots" and domain == "gmail.com":
+        return f"{local[:2]}.{local[2:]}@{domain}" if len(local) > 3 else email.upper()
+    if how == "typo":
+        new = _typo(rnd, local)
+        if new[0].isalnum() and new[-1].isalnum() and ".." not in new:
+            return f"{new}@{domain}"
+    return f"{local.capitalize()}@{domain}"
+
+
+def _vary_street(rnd: random.Random, street: str, is_cn: bool, c: dict, s: int) -> str:
+    if is_cn:
+        op = rnd.randrange(3)
+        if op == 0 and "号" in street:
+            return street.split("号")[0] + "号"
+        if op == 1:
+            return f"{c['city'][s]}{c['district'][s] or ''}{street}"
+        return street.replace("号", " 号 ").strip() if "号" in street else street + " "
+    for long, short in _ABBREV.items():
+        if f" {long}" in street:
+            return street.replace(f" {long}", f" {short}")
+    if "," in street:
+        return street.split(", ")[-1] if street.startswith("Apt") else street.split(",")[0]
+    return street.upper() if rnd.random() < 0.5 else street + "."
+
+
+def plant_duplicates(b: _Builder, c: dict[str, np.ndarray], sources: np.ndarray) -> dict:
+    """Copies of ``c`` rows at ``sources`` with realistic variations (one per entry)."""
+    rnd = b.dup_random
+    rng = b.rng["dups"]
+    k = len(sources)
+    d: dict[str, np.ndarray] = {key: value[sources].copy() for key, value in c.items()}
+    # spare contact details for duplicates that switched number or address
+    spare_heads = [
+        _mobile_head(c["country"][s], rng, int(c["city_ix"][s])) for s in sources.tolist()
+    ]
+    spare_nsn = _numbers(rng, spare_heads) if k else np.empty(0, dtype=object)
+    spare_email = b._email_addresses(rng, c, sources) if k else np.empty(0, dtype=object)
+    created = c["created"][sources]
+    d["created"] = np.minimum(
+        created + 3600 + (rng.random(k) * (b.end - created)).astype(np.int64), b.end - 1
+    )
+    for j, s in enumerate(sources.tolist()):
+        is_cn = bool(c["is_cn"][s])
+        is_company = c["kind"][s] == "company"
+        mode = rnd.choices("ABCD", weights=(0.35, 0.25, 0.25, 0.15))[0]
+        # name
+        if rnd.random() < {"A": 0.85, "B": 0.6, "C": 0.6, "D": 0.4}[mode]:
+            if is_company:
+                d["name"][j] = _vary_company(rnd, c["name"][s], is_cn)
+            elif is_cn:
+                d["name"][j] = _vary_cn_name(rnd, c, s, strong=mode != "D")
+            else:
+                d["name"][j] = _vary_en_name(rnd, c, s, strong=mode != "D")
+        if is_company:
+            d["company"][j] = d["name"][j]
+        elif c["company"][s] is not None and rnd.random() < 0.35:
+            d["company"][j] = (
+                None
+                if mode != "D" and rnd.random() < 0.3
+                else _vary_company(rnd, c["company"][s], is_cn)
+            )
+        if d["company_ix"][j] >= 0 and rnd.random() < 0.3:
+            d["company_ix"][j] = -1
+        # phone
+        keep_phone = mode in "AC"
+        if keep_phone:
+            if rnd.random() < 0.65:
+                d["phone_style"][j] = (c["phone_style"][s] + rnd.randrange(150, 850)) % 1000
+        else:
+            op = rnd.random()
+            if op < 0.35 and c["phone_nsn"][s] is not None:
+                d["phone_nsn"][j] = spare_nsn[j]
+            elif op < 0.5 and c["phone2_nsn"][s] is not None:
+                d["phone_nsn"][j], d["phone2_nsn"][j] = c["phone2_nsn"][s], None
+                d["phone_style"][j] = c["phone2_style"][s]
+            else:
+                d["phone_nsn"][j] = None
+        if d["phone2_nsn"][j] is not None and rnd.random() < 0.5:
+            d["phone2_nsn"][j] = None
+        # email
+        email = c["email"][s]
+        if mode in "AB":
+            if email is not None and rnd.random() < 0.6:
+                how = rnd.choices(("case", "plus", "dots"), weights=(0.45, 0.3, 0.25))[0]
+                d["email"][j] = _vary_email(rnd, email, how)
+        else:
+            op = rnd.random()
+            if op < 0.35 or email is None:
+                d["email"][j] = spare_email[j]
+            elif op < 0.5:
+                d["email"][j] = _vary_email(rnd, email, "typo")
+            else:
+                d["email"][j] = None
+        # address
+        if mode != "D" and rnd.random() < 0.4:
+            field = rnd.choice(("city", "district", "postcode", "street", "street"))
+            if field == "street":
+                d["street"][j] = _vary_street(rnd, c["street"][s], is_cn, c, s)
+            else:
+                d[field][j] = None
+        elif mode == "D" and rnd.random() < 0.3:
+            d["street"][j] = _vary_street(rnd, c["street"][s], is_cn, c, s)
+        if mode != "D" and c["birthday_known"][s] and rnd.random() < 0.4:
+            d["birthday_known"][j] = False
+        if not is_company and c["position"][s] is not None and rnd.random() < 0.1:
+            d["position"][j] = None
+        # make sure the copy differs from its original in at least one profile field
+        if all(_same(d[f][j], c[f][s]) for f in _PROFILE):
+            if d["phone_nsn"][j] is not None:
+                d["phone_style"][j] = (c["phone_style"][s] + 500) % 1000
+                if b._style(c["country"][s], c["phone_nsn"][s], int(d["phone_style"][j])) == (
+                    b._style(c["country"][s], c["phone_nsn"][s], int(c["phone_style"][s]))
+                ):
+                    d["phone_nsn"][j] = None
+            else:
+                d["name"][j] = d["name"][j].upper() if not is_cn else d["name"][j] + " "
+    # business fields drift: a new lead captured by someone else, from another channel
+    relead = rng.random(k) < 0.45
+    d["stage"] = np.where(relead, 0, d["stage"])
+    d["tier"] = np.where(relead, 2, d["tier"])
+    other = b._sales_of(rng, d["team"])
+    u = rng.random(k)
+    d["owner"] = np.where(u < 0.5, d["owner"], np.where(u < 0.8, other, 0))
+    d["source"] = np.where(
+        rng.random(k) < 0.5, d["source"], np.array(_SOURCES, dtype=object)[rng.integers(0, 8, k)]
+    )
+    d["source"] = np.where((d["source"] == "wechat") & ~d["is_cn"], "website", d["source"])
+    d["tags"] = np.where(rng.random(k) < 0.6, "", d["tags"])
+    d["is_dup"] = np.ones(k, dtype=bool)
+    return d
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    return a == b or (a is None and b is None)
+
+
+# --------------------------------------------------------------------------------------------
+# Customers frame
+# --------------------------------------------------------------------------------------------
+
+
+def _duplicate_plan(rng: np.random.Generator, n_total: int, rate: float) -> tuple[int, np.ndarray]:
+    """Number of originals and, for the duplicated ones, their index (repeated per copy)."""
+    if n_total <= 1 or rate <= 0:
+        return n_total, np.empty(0, dtype=np.int64)
+    n0 = max(1, round(n_total / (1 + 1.4 * rate)))
+    extra = n_total - n0
+    picked = max(1, int(np.ceil(extra / 1.4)))
+    picked = min(picked, n0, extra)
+    counts = np.ones(picked, dtype=np.int64)
+    counts[: extra - picked] += 1
+    sources = rng.choice(n0, size=picked, replace=False)
+    return n0, np.repeat(np.sort(sources), counts)
+
+
+def _customers(b: _Builder, n_total: int, duplicate_rate: float) -> tuple[pd.DataFrame, dict]:
+    n0, sources = _duplicate_plan(b.rng["dups"], n_total, duplicate_rate)
+    c = b.originals(n0)
+    c["is_dup"] = np.zeros(n0, dtype=bool)
+    d = plant_duplicates(b, c, sources)
+    c["cluster_ix"] = np.arange(n0)
+    d["cluster_ix"] = sources
+    both = {key: np.concatenate([c[key], d[key]]) for key in c if key in d}
+    # ids in creation order
+    order = _sort_and_number(both["created"], np.arange(len(both["created"])))
+    a = {key: value[order] for key, value in both.items()}
+    new_id = np.empty(len(order), dtype=np.int64)
+    new_id[order] = np.arange(1, len(order) + 1)
+    a["id"] = np.arange(1, len(order) + 1)
+    a["truth_cluster"] = new_id[a["cluster_ix"]]
+    a["company_ref"] = np.where(a["company_ix"] >= 0, new_id[np.maximum(a["company_ix"], 0)], 0)
+    # contact details: unique across clusters, then written the way people write them
+    rows = np.arange(len(order))
+    b._unique_phones(a, b.rng["phones"], rows, a["truth_cluster"])
+    a["email"] = b.unique_emails(a["email"], a["truth_cluster"])
+    b.render_phones(a)
+    frame = _frame(
+        "customers",
+        {
+            "id": a["id"],
+            "kind": a["kind"],
+            "name": a["name"],
+            "company_ref": _nullable(a["company_ref"]),
+            "company": a["company"],
+            "position": a["position"],
+            "industry": a["industry"],
+            "size": a["size"],
+            "source": a["source"],
+            "phone": a["phone"],
+            "phone2": a["phone2"],
+            "email": a["email"],
+            "country": a["country"],
+            "province": a["province"],
+            "city": a["city"],
+            "district": a["district"],
+            "street": a["street"],
+            "postcode": a["postcode"],
+            "birthday": _dates(a["birthday"], a["birthday_known"]),
+            "lifecycle_stage": np.array(_STAGES, dtype=object)[a["stage"]],
+            "value_tier": np.array(_TIERS, dtype=object)[a["tier"]],
+            "owner_id": _nullable(a["owner"]),
+            "tags": a["tags"],
+            "created_at": _ts(a["created"]),
+            "truth_cluster": a["truth_cluster"],
+        },
+    )
+    return frame, a
+
+
+# --------------------------------------------------------------------------------------------
+# History
+# --------------------------------------------------------------------------------------------
+
+
+class _History:
+    """Child tables of the customers; every timestamp falls between creation and ``end``."""
+
+    def __init__(self, b: _Builder, a: dict[str, np.ndarray], orders_per_customer: float):
+        self.b = b
+        self.a = a
+        self.n = len(a["id"])
+        self.orders_per_customer = orders_per_customer
+        rng = b.rng["interactions"]
+        stage = a["stage"]
+        # last activity: dormant and churned customers went quiet months ago
+        quiet = np.select(
+            [stage == 4, stage == 5],
+            [rng.uniform(180, 420, self.n), rng.uniform(200, 700, self.n)],
+            0,
+        )
+        act_end = b.end - (quiet * DAY).astype(np.int64)
+        self.act_end = np.maximum(act_end, a["created"] + DAY)
+        self.act_end = np.minimum(self.act_end, b.end)
+        self.currency = np.where(a["country"] == "CN", 0, np.where(a["country"] == "GB", 2, 1))
+        self.zh = a["is_cn"]
+        self.company = a["kind"] == "company"
+
+    def _spawn(self, rng: np.random.Generator, rate: np.ndarray) -> np.ndarray:
+        rate = rate * np.where(self.a["is_dup"], 0.5, 1.0)
+        return np.repeat(np.arange(self.n), rng.poisson(rate))
+
+    def _when(self, rng: np.random.Generator, parent: np.ndarray) -> np.ndarray:
+        lo = self.a["created"][parent]
+        hi = self.act_end[parent]
+        t = _uniform_time(rng, lo, hi)
+        return _office_hours(rng, t, self.a["tz"][parent], lo, hi)
+
+    def _text(
+        self,
+        rng: np.random.Generator,
+        table: dict,
+        kinds: Sequence[str],
+        kind: np.ndarray,
+        zh: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Subject and body for each row from the per-language, per-kind pools."""
+        subjects, bodies, s_start, s_len, b_start, b_len = [], [], [], [], [], []
+        for lang in ("en", "zh"):
+            for k in kinds:
+                subj, body = table[lang][k]
+                s_start.append(len(subjects))
+                s_len.append(len(subj))
+                b_start.append(len(bodies))
+                b_len.append(len(body))
+                subjects += subj
+                bodies += body
+        key = zh.astype(np.int64) * len(kinds) + kind
+        s = np.array(s_start)[key] + (rng.random(len(key)) * np.array(s_len)[key]).astype(int)
+        t = np.array(b_start)[key] + (rng.random(len(key)) * np.array(b_len)[key]).astype(int)
+        return np.array(subjects, dtype=object)[s], np.array(bodies, dtype=object)[t]
+
+    def _staff(self, rng: np.random.Generator, parent: np.ndarray, own: float) -> np.ndarray:
+        owner = self.a["owner"][parent]
+        other = self.b._sales_of(rng, self.a["team"][parent])
+        return np.where((owner > 0) & (rng.random(len(parent)) < own), owner, other)
+
+    def _amount(self, rng: np.random.Generator, parent: np.ndarray, scale: float) -> np.ndarray:
+        base = _AMOUNT_MEDIAN[self.currency[parent]] * _TIER_FACTOR[self.a["tier"][parent]]
+        base = base * np.where(self.company[parent], 4.0, 1.0) * scale
+        x = base * rng.lognormal(0.0, 0.8, len(parent))
+        whole = rng.random(len(parent)) < 0.4
+        return _money(np.where(whole, np.round(x, -1), x))
+
+    def interactions(self) -> pd.DataFrame:
+        rng = self.b.rng["interactions"]
+        lam = np.array([1.2, 2.5, 3.5, 6.0, 2.0, 2.5])[self.a["stage"]]
+        parent = self._spawn(rng, lam * np.where(self.company, 1.3, 1.0))
+        zh = self.zh[parent]
+        kinds = ("call", "email", "meeting", "visit", "chat", "note")
+        kind = np.where(
+            zh,
+            _choice(rng, len(parent), [0.27, 0.15, 0.1, 0.1, 0.28, 0.1]),
+            _choice(rng, len(parent), [0.3, 0.33, 0.12, 0.05, 0.1, 0.1]),
+        )
+        subject, body = self._text(rng, _INTERACTION_TEXT, kinds, kind, zh)
+        when = self._when(rng, parent)
+        user = self._staff(rng, parent, 0.8)
+        support = (kind >= 4) & (rng.random(len(parent)) < 0.15)
+        user = np.where(
+            support,
+            self.b.support_ids[rng.integers(0, len(self.b.support_ids), len(parent))],
+            user,
+        )
+        order = _sort_and_number(when, parent)
+        return _frame(
+            "interactions",
+            {
+                "id": np.arange(1, len(parent) + 1),
+                "customer_id": self.a["id"][parent][order],
+                "user_id": user[order],
+                "kind": np.array(kinds, dtype=object)[kind][order],
+                "subject": subject[order],
+                "body": body[order],
+                "occurred_at": _ts(when[order]),
+            },
+        )
+
+    def deals(self) -> pd.DataFrame:
+        rng = self.b.rng["deals"]
+        stage = self.a["stage"]
+        lam = np.array([0.3, 1.0, 1.2, 2.5, 0.8, 1.0])[stage]
+        parent = self._spawn(rng, lam)
+        k = len(parent)
+        created = self._when(rng, parent)
+        cstage = stage[parent]
+        age = (self.b.end - created) / DAY
+        u = rng.random(k)
+        # status: 0 open, 1 won, 2 lost
+        status = np.where(
+            age < 120,
+            np.where(u < 0.7, 0, np.where(u < 0.85, 1, 2)),
+            np.where(u < 0.15, 0, np.where(u < 0.6, 1, 2)),
+        )
+        status = np.where((cstage <= 1) & (status == 1), np.where(u < 0.5, 0, 2), status)
+        status = np.where((cstage == 0) & (status == 2) & (age < 120), 0, status)
+        open_stage = _choice(rng, k, [0.3, 0.3, 0.25, 0.15])
+        open_stage = np.where(cstage == 0, np.minimum(open_stage, 1), open_stage)
+        stage_ix = np.where(status == 0, open_stage, np.where(status == 1, 4, 5))
+        closed = np.minimum(
+            created + (rng.gamma(2.0, 20.0, k) * DAY).astype(np.int64) + 3600, self.b.end - 1
+        )
+        expected = (created + (rng.uniform(20, 120, k) * DAY).astype(np.int64)) // DAY
+        expected = np.where(status == 0, expected, closed // DAY + rng.integers(-20, 15, k))
+        product = _choice(rng, k, _PRODUCT_P)
+        zh = self.zh[parent]
+        titles = np.where(
+            zh,
+            np.array(_DEAL_TITLES["zh"], dtype=object)[product],
+            np.array(_DEAL_TITLES["en"], dtype=object)[product],
+        )
+        lost = np.array(_LOST_REASONS, dtype=object)[
+            _choice(rng, k, [0.3, 0.25, 0.15, 0.12, 0.1, 0.08])
+        ]
+        owner = np.where(
+            self.a["owner"][parent] > 0, self.a["owner"][parent], self._staff(rng, parent, 0.0)
+        )
+        order = _sort_and_number(created, parent)
+        return _frame(
+            "deals",
+            {
+                "id": np.arange(1, k + 1),
+                "customer_id": self.a["id"][parent][order],
+                "owner_id": _nullable(owner[order]),
+                "title": titles[order],
+                "stage": np.array(
+                    ("new", "qualified", "proposal", "negotiation", "won", "lost"), dtype=object
+                )[stage_ix][order],
+                "status": np.array(("open", "won", "lost"), dtype=object)[status][order],
+                "amount": self._amount(rng, parent, 12.0)[order],
+                "currency": np.array(_CURRENCIES, dtype=object)[self.currency[parent]][order],
+                "created_at": _ts(created[order]),
+                "expected_close": _dates(expected[order]),
+                "closed_at": _ts(closed[order], (status != 0)[order]),
+                "lost_reason": np.where(status == 2, lost, None)[order],
+            },
+        )
+
+    def orders(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Orders, their payments and the loyalty ledger they feed."""
+        rng = self.b.rng["orders"]
+        stage = self.a["stage"]
+        weight = np.array([0.0, 0.0, 1.0, 3.0, 0.8, 0.7])[stage] * np.where(self.company, 1.5, 1)
+        weight = weight * np.where(self.a["is_dup"], 0.5, 1.0)
+        total_w = weight.sum()
+        scale = self.orders_per_customer * self.n / total_w if total_w else 0.0
+        parent = np.repeat(np.arange(self.n), rng.poisson(weight * scale))
+        k = len(parent)
+        when = self._when(rng, parent)
+        order = _sort_and_number(when, parent)
+        parent, when = parent[order], when[order]
+        ids = np.arange(1, k + 1)
+        total = self._amount(rng, parent, 1.0)
+        age = (self.b.end - when) / DAY
+        u = rng.random(k)
+        statuses = np.array(
+            ("pending", "paid", "shipped", "completed", "cancelled", "refunded"), dtype=object
+        )
+        status = np.where(
+            age < 14,
+            np.where(u < 0.3, 0, np.where(u < 0.6, 1, np.where(u < 0.9, 2, 4))),
+            np.where(u < 0.88, 3, np.where(u < 0.94, 4, np.where(u < 0.98, 5, 2))),
+        )
+        year = (1970 + when / (365.2425 * DAY)).astype(np.int64)
+        number = np.strings.add(
+            np.strings.add("SO-", year.astype(np.dtypes.StringDType())),
+            np.strings.add("-", np.strings.zfill(ids.astype(np.dtypes.StringDType()), 7)),
+        )
+        zh = self.zh[parent]
+        currency = self.currency[parent]
+        orders = _frame(
+            "orders",
+            {
+                "id": ids,
+                "customer_id": self.a["id"][parent],
+                "number": pd.array(number, dtype="str"),
+                "ordered_at": _ts(when),
+                "total": total,
+                "currency": np.array(_CURRENCIES, dtype=object)[currency],
+                "status": statuses[status],
+                "product_line": np.array(_PRODUCT_LINES, dtype=object)[_choice(rng, k, _PRODUCT_P)],
+                "channel": np.array(_CHANNELS, dtype=object)[_choice(rng, k, _CHANNEL_P)],
+            },
+        )
+        payments = self._payments(rng, ids, when, total, status, zh)
+        loyalty = self._loyalty(rng, parent, when, total, status, currency)
+        return orders, payments, loyalty
+
+    def _payments(
+        self,
+        rng: np.random.Generator,
+        ids: np.ndarray,
+        when: np.ndarray,
+        total: np.ndarray,
+        status: np.ndarray,
+        zh: np.ndarray,
+    ) -> pd.DataFrame:
+        k = len(ids)
+        end = self.b.end
+        paid = (status >= 1) & (status != 4)
+        deposit = (status == 0) & (rng.random(k) < 0.3)
+        split = paid & (rng.random(k) < 0.15)
+        first_at = np.minimum(when + (rng.exponential(2.0, k) * DAY).astype(np.int64) + 60, end - 1)
+        second_at = first_at + (rng.uniform(20, 40, k) * DAY).astype(np.int64)
+        split &= second_at < end
+        first_amt = np.where(split | deposit, _money(total * rng.choice([0.3, 0.5], k)), total)
+        method = np.where(zh, _pick(rng, _METHODS["zh"], k), _pick(rng, _METHODS["en"], k))
+        refund_at = np.minimum(first_at + (rng.uniform(3, 30, k) * DAY).astype(np.int64), end - 1)
+        parts = [
+            (paid | deposit, ids, first_at, first_amt),
+            (split, ids, second_at, _money(total - first_amt)),
+            (status == 5, ids, refund_at, -total),
+        ]
+        mask = [p[0] for p in parts]
+        order_id = np.concatenate([p[1][m] for p, m in zip(parts, mask, strict=True)])
+        at = np.concatenate([p[2][m] for p, m in zip(parts, mask, strict=True)])
+        amount = np.concatenate([p[3][m] for p, m in zip(parts, mask, strict=True)])
+        methods = np.concatenate([method[m] for m in mask])
+        order = _sort_and_number(at, order_id)
+        return _frame(
+            "payments",
+            {
+                "id": np.arange(1, len(order) + 1),
+                "order_id": order_id[order],
+                "paid_at": _ts(at[order]),
+                "amount": amount[order],
+                "method": methods[order],
+            },
+        )
+
+    def _loyalty(
+        self,
+        rng: np.random.Generator,
+        parent: np.ndarray,
+        when: np.ndarray,
+        total: np.ndarray,
+        status: np.ndarray,
+        currency: np.ndarray,
+    ) -> pd.DataFrame:
+        earn = np.isin(status, (1, 2, 3))
+        rate = np.where(currency == 0, 10.0, 1.0)
+        points = np.floor(total / rate).astype(np.int64)
+        earn &= points > 0
+        e_parent, e_at, e_points = parent[earn], when[earn] + 600, points[earn]
+        # a redemption spends part of one earlier earning, so balances never go negative
+        redeem = rng.random(len(e_parent)) < 0.25
+        r_at = e_at[redeem] + (rng.uniform(5, 200, int(redeem.sum())) * DAY).astype(np.int64)
+        keep = r_at < self.b.end
+        r_parent = e_parent[redeem][keep]
+        r_points = -np.maximum(
+            1, (e_points[redeem][keep] * rng.uniform(0.3, 1.0, int(keep.sum()))).astype(np.int64)
+        )
+        r_at = r_at[keep]
+        # sign-up bonus for some persons
+        bonus = (self.a["kind"] == "person") & (self.a["stage"] >= 2) & (rng.random(self.n) < 0.3)
+        b_parent = np.flatnonzero(bonus)
+        b_at = self.a["created"][b_parent] + 120
+        b_points = np.where(self.currency[b_parent] == 0, 200, 50)
+        cust = np.concatenate([e_parent, r_parent, b_parent])
+        at = np.minimum(np.concatenate([e_at, r_at, b_at]), self.b.end - 1)
+        pts = np.concatenate([e_points, r_points, b_points])
+        reason = np.concatenate(
+            [
+                np.full(len(e_parent), "purchase", dtype=object),
+                np.full(len(r_parent), "redemption", dtype=object),
+                np.full(len(b_parent), "signup_bonus", dtype=object),
+            ]
+        )
+        order = _sort_and_number(at, cust)
+        return _frame(
+            "loyalty",
+            {
+                "id": np.arange(1, len(order) + 1),
+                "customer_id": self.a["id"][cust][order],
+                "points": pts[order],
+                "reason": reason[order],
+                "occurred_at": _ts(at[order]),
+            },
+        )
+
+    def contracts(self) -> pd.DataFrame:
+        rng = self.b.rng["contracts"]
+        stage = self.a["stage"]
+        p = np.where(self.company, 0.6, np.where(stage == 3, 0.3, 0.0))
+        p = np.where((stage >= 2) & (self.a["tier"] == 0), np.maximum(p, 0.2), p)
+        p = np.where(stage <= 1, p * 0.1, p)
+        has = rng.random(self.n) < p * np.where(self.a["is_dup"], 0.3, 1.0)
+        count = np.where(has, 1 + rng.poisson(0.4, self.n), 0)
+        parent = np.repeat(np.arange(self.n), count)
+        k = len(parent)
+        start = self._when(rng, parent) // DAY
+        months = np.array([12, 24, 36])[_choice(rng, k, [0.6, 0.25, 0.15])]
+        end = start + np.round(months * 30.4375).astype(np.int64) - 1
+        today = self.b.end_day
+        u = rng.random(k)
+        status = np.where(end < today, np.where(u < 0.92, 2, 3), np.where(u < 0.95, 1, 3))
+        status = np.where((start > today - 20) & (u < 0.3), 0, status)
+        zh = self.zh[parent]
+        title_ix = rng.integers(0, 5, k)
+        titles = np.where(
+            zh,
+            np.array(_CONTRACT_TITLES["zh"], dtype=object)[title_ix],
+            np.array(_CONTRACT_TITLES["en"], dtype=object)[title_ix],
+        )
+        order = _sort_and_number(start, parent)
+        ids = np.arange(1, k + 1)
+        year = (1970 + start[order] / 365.2425).astype(np.int64).astype(np.dtypes.StringDType())
+        prefix = np.where(zh[order], "HT-", "CT-").astype(np.dtypes.StringDType())
+        number = np.strings.add(
+            np.strings.add(prefix, year),
+            np.strings.add("-", np.strings.zfill(ids.astype(np.dtypes.StringDType()), 6)),
+        )
+        return _frame(
+            "contracts",
+            {
+                "id": ids,
+                "customer_id": self.a["id"][parent][order],
+                "number": pd.array(number, dtype="str"),
+                "title": titles[order],
+                "start_date": _dates(start[order]),
+                "end_date": _dates(end[order]),
+                "value": self._amount(rng, parent, 25.0)[order],
+                "currency": np.array(_CURRENCIES, dtype=object)[self.currency[parent]][order],
+                "status": np.array(("draft", "active", "expired", "terminated"), dtype=object)[
+                    status
+                ][order],
+            },
+        )
+
+    def tickets(self) -> pd.DataFrame:
+        rng = self.b.rng["tickets"]
+        stage = self.a["stage"]
+        parent = self._spawn(rng, np.array([0.05, 0.1, 0.5, 1.0, 0.3, 0.8])[stage])
+        k = len(parent)
+        churned = stage[parent] == 5
+        kind = np.where(
+            churned, _choice(rng, k, [0.15, 0.55, 0.3]), _choice(rng, k, [0.3, 0.22, 0.48])
+        )
+        zh = self.zh[parent]
+        kinds = ("feedback", "complaint", "request")
+        subject, body = self._text(rng, _TICKET_TEXT, kinds, kind, zh)
+        created = self._when(rng, parent)
+        priority = _choice(rng, k, [0.25, 0.5, 0.18, 0.07])
+        priority = np.where((kind == 1) & (priority == 0), 1, priority)
+        sla_hours = np.array([168, 72, 24, 4])[priority]
+        due = created + sla_hours * 3600
+        age = (self.b.end - created) / DAY
+        u = rng.random(k)
+        # status: 0 open, 1 pending, 2 resolved, 3 closed
+        status = np.where(
+            age > 30,
+            np.where(u < 0.75, 3, np.where(u < 0.95, 2, 1)),
+            np.where(u < 0.4, 0, np.where(u < 0.65, 1, np.where(u < 0.85, 2, 3))),
+        )
+        took = (rng.gamma(1.5, 1.0, k) * sla_hours * 3600).astype(np.int64) + 600
+        resolved = np.minimum(created + took, self.b.end - 1)
+        done = status >= 2
+        late = resolved > due
+        base = np.where(kind == 1, 2.6, 4.1) - np.where(late, 0.8, 0.0)
+        sat = np.clip(np.round(base + rng.normal(0, 0.9, k)), 1, 5).astype(np.int64)
+        sat = np.where((status == 3) & (rng.random(k) < 0.8), sat, 0)
+        assignee = self.b.support_ids[rng.integers(0, len(self.b.support_ids), k)]
+        assignee = np.where((status == 0) & (rng.random(k) < 0.3), 0, assignee)
+        order = _sort_and_number(created, parent)
+        return _frame(
+            "tickets",
+            {
+                "id": np.arange(1, k + 1),
+                "customer_id": self.a["id"][parent][order],
+                "kind": np.array(kinds, dtype=object)[kind][order],
+                "subject": subject[order],
+                "body": body[order],
+                "status": np.array(("open", "pending", "resolved", "closed"), dtype=object)[status][
+                    order
+                ],
+                "priority": np.array(("low", "normal", "high", "urgent"), dtype=object)[priority][
+                    order
+                ],
+                "assignee_id": _nullable(assignee[order]),
+                "created_at": _ts(created[order]),
+                "due_at": _ts(due[order]),
+                "resolved_at": _ts(resolved[order], done[order]),
+                "satisfaction": _nullable(sat[order]),
+            },
+        )
+
+    def tasks(self) -> pd.DataFrame:
+        rng = self.b.rng["tasks"]
+        stage = self.a["stage"]
+        parent = self._spawn(rng, np.array([0.6, 0.8, 0.4, 0.8, 0.15, 0.1])[stage])
+        k = len(parent)
+        lo = self.a["created"][parent]
+        hi = np.minimum(self.act_end[parent] + 30 * DAY, self.b.end + 45 * DAY)
+        due = _office_hours(rng, _uniform_time(rng, lo, hi), self.a["tz"][parent], lo, hi)
+        before = due < self.b.end - 7 * DAY
+        is_done = np.where(before, rng.random(k) < 0.85, rng.random(k) < 0.25)
+        done_at = due + (rng.uniform(-4, 4, k) * DAY).astype(np.int64)
+        done_at = np.minimum(np.maximum(done_at, lo + 600), self.b.end - 1)
+        zh = self.zh[parent]
+        t = rng.integers(0, 10, k)
+        titles = np.where(
+            zh,
+            np.array(_TASK_TITLES["zh"], dtype=object)[t],
+            np.array(_TASK_TITLES["en"], dtype=object)[t],
+        )
+        assignee = self._staff(rng, parent, 0.85)
+        order = _sort_and_number(due, parent)
+        return _frame(
+            "tasks",
+            {
+                "id": np.arange(1, k + 1),
+                "customer_id": self.a["id"][parent][order],
+                "assignee_id": _nullable(assignee[order]),
+                "title": titles[order],
+                "due_at": _ts(due[order]),
+                "done_at": _ts(done_at[order], is_done[order]),
+            },
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def generate(
+    n_customers: int,
+    *,
+    seed: int = 42,
+    duplicate_rate: float = 0.08,
+    orders_per_customer: float = 2.0,
+    history: bool = True,
+    end: date = date(2026, 11, 1),
+    years: int = 4,
+) -> DemoData:
+    """Generate ``n_customers`` customer rows (planted duplicates included) and their history.
+
+    ``duplicate_rate`` of the original records get one or two near-duplicate copies;
+    ``truth_cluster`` (the id of the original) links each copy to its original. History spans
+    ``years`` before ``end`` (exclusive, midnight UTC); ``history=False`` leaves the child frames
+    empty. The result depends only on the arguments.
+    """
+    if n_customers < 0:
+        raise ValueError("n_customers must not be negative")
+    if not 0 <= duplicate_rate < 1:
+        raise ValueError("duplicate_rate must be in [0, 1)")
+    if years < 1:
+        raise ValueError("years must be at least 1")
+    b = _Builder(seed=seed, end=end, years=years)
+    teams, users = b.users()
+    customers, arrays = _customers(b, n_customers, duplicate_rate)
+    names = (
+        "interactions",
+        "deals",
+        "orders",
+        "payments",
+        "contracts",
+        "tickets",
+        "tasks",
+        "loyalty",
+    )
+    children = {name: _empty(name) for name in names}
+    if history and n_customers:
+        h = _History(b, arrays, orders_per_customer)
+        children["interactions"] = h.interactions()
+        children["deals"] = h.deals()
+        children["orders"], children["payments"], children["loyalty"] = h.orders()
+        children["contracts"] = h.contracts()
+        children["tickets"] = h.tickets()
+        children["tasks"] = h.tasks()
+    return DemoData(teams=teams, users=users, customers=customers, **children)
+
+
+def write_sample(data: DemoData, folder: Path) -> None:
+    """Write one UTF-8 CSV per frame (``customers.csv``, ``orders.csv``, ...) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in data.frames().items():
+        frame.to_csv(folder / f"{name}.csv", index=False, encoding="utf-8", lineterminator="\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: ``python -m crm_core.datagen --customers 500 --seed 7 --out DIR``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--duplicate-rate", type=float, default=0.08)
+    parser.add_argument("--orders-per-customer", type=float, default=2.0)
+    parser.add_argument("--no-history", action="store_true", help="customers, users, teams only")
+    parser.add_argument("--end", type=date.fromisoformat, default=date(2026, 11, 1))
+    parser.add_argument("--years", type=int, default=4)
+    parser.add_argument("--out", type=Path, help="folder for the CSVs (omit to only time)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    data = generate(
+        args.customers,
+        seed=args.seed,
+        duplicate_rate=args.duplicate_rate,
+        orders_per_customer=args.orders_per_customer,
+        history=not args.no_history,
+        end=args.end,
+        years=args.years,
+    )
+    took = time.perf_counter() - started
+    rows = ", ".join(f"{k}={len(v):,}" for k, v in data.frames().items())
+    print(f"generated in {took:.1f}s: {rows}")
+    if args.out:
+        write_sample(data, args.out)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
