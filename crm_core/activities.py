@@ -876,3 +876,63 @@ def timeline(
             )
     items.sort(key=lambda item: (item.at, item.id), reverse=True)
     return items[:limit]
+
+
+# ---------------------------------------------------------------- pipeline board
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    """One stage of the pipeline board: its deals and their count and amounts per currency."""
+
+    stage: PipelineStage
+    deals: list[Deal]
+    count: int
+    amounts: dict[str, Decimal]
+
+
+def pipeline_board(
+    session: Session,
+    *,
+    actor: Actor,
+    owner_id: int | None = None,
+    team_id: int | None = None,
+    per_stage: int = 100,
+) -> list[BoardColumn]:
+    """Deals the actor may see, grouped by stage in board order, with the count and amount per
+    stage over every matching deal (each column lists its ``per_stage`` newest deals)."""
+    require(actor, "customer.read")
+    if actor.role == Role.SUPPORT:
+        raise PermissionDenied("support staff do not see deals")
+    stmt = (
+        select(Deal.stage, Deal.currency, func.count(Deal.id), func.sum(Deal.amount))
+        .join(Customer, Customer.id == Deal.customer_id)
+        .where(access.visible_customers(actor))
+    )
+    if owner_id is not None:
+        stmt = stmt.where(Deal.owner_id == owner_id)
+    if team_id is not None:
+        stmt = stmt.where(Customer.team_id == team_id)
+    counts: dict[str, int] = {}
+    amounts: dict[str, dict[str, Decimal]] = {}
+    for stage_key, currency, count, total in session.execute(
+        stmt.group_by(Deal.stage, Deal.currency)
+    ):
+        counts[stage_key] = counts.get(stage_key, 0) + int(count)
+        amounts.setdefault(stage_key, {})[currency] = Decimal(str(total or 0))
+    columns = []
+    for stage in pipeline_stages(session):
+        deals_stmt = (
+            select(Deal)
+            .join(Customer, Customer.id == Deal.customer_id)
+            .where(access.visible_customers(actor), Deal.stage == stage.key)
+        )
+        if owner_id is not None:
+            deals_stmt = deals_stmt.where(Deal.owner_id == owner_id)
+        if team_id is not None:
+            deals_stmt = deals_stmt.where(Customer.team_id == team_id)
+        shown = list(session.scalars(deals_stmt.order_by(Deal.id.desc()).limit(per_stage)))
+        columns.append(
+            BoardColumn(stage, shown, counts.get(stage.key, 0), amounts.get(stage.key, {}))
+        )
+    return columns

@@ -865,3 +865,24 @@ def count_customers(
     """How many customers match (use sparingly: a count scans)."""
     stmt = customer_query(session, actor=actor, filters=filters)
     return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+
+
+def customer_names(
+    session: Session, *, actor: Actor, customer_ids: Iterable[int]
+) -> dict[int, str]:
+    """Display names of the given customers that the actor may see (masked for analysts).
+
+    Lists of deals, tickets and tasks use it to label their rows; ids the actor may not see are
+    left out.
+    """
+    require(actor, "customer.read")
+    ids = sorted({int(i) for i in customer_ids if i is not None})
+    if not ids:
+        return {}
+    stmt = select(Customer.id, Customer.name).where(
+        Customer.id.in_(ids), access.visible_customers(actor)
+    )
+    names = {int(cid): name for cid, name in session.execute(stmt)}
+    if actor.role == Role.ANALYST:
+        return {cid: access.mask_name(name) or "" for cid, name in names.items()}
+    return names

@@ -266,3 +266,41 @@ def test_bulk_rejects_bad_requests(db, staff, action, ids, field):
     with db.transaction() as s, pytest.raises(InvalidInput) as err:
         bulk_actions.apply_bulk(s, actor=staff.admin, action=action, customer_ids=ids, value="t")
     assert err.value.field == field
+
+
+# ---------------------------------------------------------------- service additions for the panel
+
+
+def test_customer_names_only_visible_and_masked_for_analysts(db, staff):
+    mine = _customers(db, staff.sales1, 1, name="王小明")[0]
+    theirs = _customers(db, staff.sales2, 1, name="Other", lifecycle_stage="customer")[0]
+    with db.transaction() as s:
+        assert svc.customer_names(s, actor=staff.sales1, customer_ids=[mine, theirs]) == {
+            mine: "王小明"
+        }
+        assert svc.customer_names(s, actor=staff.analyst, customer_ids=[mine]) == {mine: "王**"}
+
+
+def test_pipeline_board_counts_and_sums_per_stage(db, staff):
+    from decimal import Decimal
+
+    from crm_core import activities
+
+    cid = _customers(db, staff.sales1, 1)[0]
+    other = _customers(db, staff.sales2, 1, lifecycle_stage="customer")[0]
+    with db.transaction() as s:
+        activities.create_deal(s, actor=staff.sales1, customer_id=cid, title="A", amount="100")
+        activities.create_deal(s, actor=staff.sales1, customer_id=cid, title="B", amount="50.5")
+        activities.create_deal(
+            s, actor=staff.sales1, customer_id=cid, title="C", amount="7", stage="proposal"
+        )
+        activities.create_deal(s, actor=staff.sales2, customer_id=other, title="X", amount="9")
+    with db.transaction() as s:
+        board = {c.stage.key: c for c in activities.pipeline_board(s, actor=staff.sales1)}
+        assert board["new"].count == 2 and board["new"].amounts == {"CNY": Decimal("150.50")}
+        assert [d.title for d in board["new"].deals] == ["B", "A"]
+        assert board["proposal"].count == 1 and board["won"].count == 0
+        full = {c.stage.key: c for c in activities.pipeline_board(s, actor=staff.admin)}
+        assert full["new"].count == 3
+        with pytest.raises(PermissionDenied):
+            activities.pipeline_board(s, actor=staff.support)
