@@ -199,16 +199,14 @@ def set_locale(session: Session, *, actor: Actor, locale: str) -> User:
     return user
 
 
-def create_team(
-    session: Session, *, actor: Actor, name: str, manager_id: int | None = None
-) -> Team:
+def create_team(session: Session, *, actor: Actor, name: str) -> Team:
     require(actor, "users.manage")
     name = (name or "").strip()
     if not name:
         raise InvalidInput("is required", field="name")
     if session.scalar(select(Team.id).where(Team.name == name)):
         raise ConflictError(f"team '{name}' exists")
-    team = Team(name=name, manager_id=manager_id)
+    team = Team(name=name)
     session.add(team)
     session.flush()
     audit.record(

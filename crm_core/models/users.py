@@ -28,7 +28,6 @@ class Team(Base, Timestamped):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", use_alter=True))
 
     members: Mapped[list[User]] = relationship(
         back_populates="team", foreign_keys="User.team_id", lazy="raise_on_sql"

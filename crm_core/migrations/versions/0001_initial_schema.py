@@ -90,12 +90,8 @@ def upgrade() -> None:
         "teams",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
-        sa.Column("manager_id", sa.Integer(), nullable=True),
         sa.Column("created_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["manager_id"], ["users.id"], name=op.f("fk_teams_manager_id_users"), use_alter=True
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
         sa.UniqueConstraint("name", name=op.f("uq_teams_name")),
     )
