@@ -1,0 +1,73 @@
+"""Reports: DataFrames computed by SQL aggregation for the acting user, and Plotly figures.
+
+Each report function has the service shape ``report(session, *, actor, filters=None, ...)``,
+applies the access policy through ``filters.customer_scope`` and returns a documented
+``pandas.DataFrame``; ``figures`` turns those frames into labelled ``go.Figure`` objects.
+
+    from crm_core import reports
+    with db.transaction() as s:
+        df = reports.revenue_by_month(s, actor=user, filters=reports.ReportFilter(city="杭州"))
+        fig = reports.figures.revenue_figure(df, locale="zh")
+"""
+
+from crm_core.reports import figures
+from crm_core.reports.activity import interactions_by_month, overdue_tasks
+from crm_core.reports.churn import churn_risk, monthly_churn
+from crm_core.reports.cohorts import cohort_retention, retention_matrix
+from crm_core.reports.dashboard import (
+    DASHBOARD,
+    REPORTS,
+    ReportResult,
+    ReportSpec,
+    build_dashboard,
+    run_report,
+)
+from crm_core.reports.distribution import DIMENSIONS, customer_distribution
+from crm_core.reports.export import (
+    ExportUnavailable,
+    export_report,
+    to_html,
+    to_png,
+    to_xlsx,
+)
+from crm_core.reports.filters import ReportFilter, customer_scope
+from crm_core.reports.revenue import revenue_by_month, revenue_yoy
+from crm_core.reports.rfm import SEGMENTS, rfm_scores, rfm_segments
+from crm_core.reports.sales import sales_funnel, sales_kpis, sales_performance
+from crm_core.reports.service import satisfaction_scores, ticket_resolution, tickets_by_status
+
+__all__ = [
+    "DASHBOARD",
+    "DIMENSIONS",
+    "REPORTS",
+    "SEGMENTS",
+    "ExportUnavailable",
+    "ReportFilter",
+    "ReportResult",
+    "ReportSpec",
+    "build_dashboard",
+    "churn_risk",
+    "cohort_retention",
+    "customer_distribution",
+    "customer_scope",
+    "export_report",
+    "figures",
+    "interactions_by_month",
+    "monthly_churn",
+    "overdue_tasks",
+    "retention_matrix",
+    "revenue_by_month",
+    "revenue_yoy",
+    "rfm_scores",
+    "rfm_segments",
+    "run_report",
+    "sales_funnel",
+    "sales_kpis",
+    "sales_performance",
+    "satisfaction_scores",
+    "ticket_resolution",
+    "tickets_by_status",
+    "to_html",
+    "to_png",
+    "to_xlsx",
+]

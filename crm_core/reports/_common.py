@@ -1,0 +1,78 @@
+"""Helpers shared by the report modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_core.models import Order, Team, User, utcnow
+
+#: Orders in these states bring no revenue.
+EXCLUDED_ORDER_STATUSES = ("cancelled", "canceled", "refunded", "void")
+
+
+def counted_order() -> Any:
+    """SQL condition: the order counts as revenue."""
+    return Order.status.not_in(EXCLUDED_ORDER_STATUSES)
+
+
+def as_float(value: Any) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, Decimal):
+        return float(value)
+    return float(value)
+
+
+def frame(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """A DataFrame of SQL rows with the given column names."""
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(columns))
+
+
+def to_float(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for column in columns:
+        df[column] = pd.to_numeric(df[column].map(lambda v: None if v is None else float(v)))
+        df[column] = df[column].astype("float64")
+    return df
+
+
+def to_int(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for column in columns:
+        df[column] = df[column].fillna(0).astype("int64")
+    return df
+
+
+def user_names(session: Session, user_ids: Iterable[Any]) -> dict[int, tuple[str, int | None, str]]:
+    """``{user_id: (display name, team id, team name)}`` for the given ids."""
+    ids = sorted({int(u) for u in user_ids if u is not None and not pd.isna(u)})
+    if not ids:
+        return {}
+    stmt = (
+        select(User.id, User.display_name, User.username, User.team_id, Team.name)
+        .outerjoin(Team, Team.id == User.team_id)
+        .where(User.id.in_(ids))
+    )
+    return {
+        uid: (display or username, team_id, team or "")
+        for uid, display, username, team_id, team in session.execute(stmt)
+    }
+
+
+def team_names(session: Session) -> dict[int, str]:
+    return {tid: name for tid, name in session.execute(select(Team.id, Team.name))}
+
+
+def now_or(now: datetime | None) -> datetime:
+    return now or utcnow()
+
+
+def month_range(first: str, last: str) -> list[str]:
+    """Every ``'YYYY-MM'`` from ``first`` to ``last`` inclusive."""
+    periods = pd.period_range(pd.Period(first, "M"), pd.Period(last, "M"), freq="M")
+    return [str(p) for p in periods]

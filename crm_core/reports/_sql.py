@@ -1,0 +1,57 @@
+"""Small SQL expressions that differ between SQLite and PostgreSQL (months, day spans)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, Integer, cast, func, literal, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from crm_core.models.base import UTCDateTime
+
+
+def dialect_of(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def utc(column: Any, dialect: str) -> Any:
+    """A timestamp column as UTC wall time (SQLite stores UTC text already)."""
+    return column if dialect == "sqlite" else func.timezone("UTC", column)
+
+
+def month_key(column: Any, dialect: str) -> ColumnElement[str]:
+    """``'YYYY-MM'`` of a UTC timestamp column."""
+    if dialect == "sqlite":
+        return func.substr(column, 1, 7)
+    return func.to_char(utc(column, dialect), "YYYY-MM")
+
+
+def month_key_after(column: Any, days: int, dialect: str) -> ColumnElement[str]:
+    """``'YYYY-MM'`` of a timestamp column plus ``days`` days."""
+    if dialect == "sqlite":
+        return func.substr(func.datetime(column, f"+{int(days)} days"), 1, 7)
+    return func.to_char(utc(column, dialect) + text(f"interval '{int(days)} days'"), "YYYY-MM")
+
+
+def month_index(column: Any, dialect: str) -> ColumnElement[int]:
+    """``year * 12 + month - 1`` of a UTC timestamp column (consecutive months differ by 1)."""
+    if dialect == "sqlite":
+        year = cast(func.substr(column, 1, 4), Integer)
+        month = cast(func.substr(column, 6, 2), Integer)
+        return year * 12 + month - 1
+    value = utc(column, dialect)
+    return cast(func.extract("year", value) * 12 + func.extract("month", value) - 1, Integer)
+
+
+def days_between(start: Any, end: Any, dialect: str) -> ColumnElement[float]:
+    """``end - start`` in days (fractional)."""
+    if dialect == "sqlite":
+        return cast(func.julianday(end) - func.julianday(start), Float)
+    return cast(func.extract("epoch", end - start) / 86400.0, Float)
+
+
+def timestamp(value: datetime, dialect: str) -> Any:
+    """A bound timestamp parameter usable inside date arithmetic."""
+    return literal(value, UTCDateTime())

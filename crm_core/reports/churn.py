@@ -1,0 +1,250 @@
+"""Churn: the monthly churn rate from purchase history, and a list of customers at risk with
+the reason for each."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from crm_core import access
+from crm_core.access import Actor
+from crm_core.i18n import translator
+from crm_core.models import Customer, Lifecycle, Order, Ticket, TicketKind
+from crm_core.reports._common import counted_order, month_range, now_or, user_names
+from crm_core.reports._sql import (
+    days_between,
+    dialect_of,
+    month_key,
+    month_key_after,
+    timestamp,
+)
+from crm_core.reports.filters import ReportFilter, customer_scope
+
+CHURN_COLUMNS = (
+    "month",
+    "active_at_start",
+    "new_or_returning",
+    "churned",
+    "churn_rate",
+    "active_at_end",
+)
+
+RISK_COLUMNS = (
+    "customer_id",
+    "name",
+    "owner_id",
+    "owner",
+    "lifecycle_stage",
+    "last_order_at",
+    "recent_orders",
+    "usual_orders",
+    "days_since_contact",
+    "recent_complaints",
+    "risk_score",
+    "reason_codes",
+    "reasons",
+)
+
+
+def monthly_churn(
+    session: Session,
+    *,
+    actor: Actor,
+    filters: ReportFilter | None = None,
+    inactive_days: int = 90,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """Monthly churn rate computed from orders.
+
+    A customer is *active* while their last order is less than ``inactive_days`` old, and
+    *churns* on the day that gap is reached without a new order. Columns: ``month``
+    (``'YYYY-MM'``), ``active_at_start``, ``new_or_returning`` (customers who became active in
+    the month: first order, or first after a lapse), ``churned`` (customers who churned in the
+    month), ``churn_rate`` (``churned / active_at_start``) and ``active_at_end``.
+    The whole history is read; the date range selects the months shown.
+    """
+    now = now_or(now)
+    dialect = dialect_of(session)
+    f = filters or ReportFilter()
+    scope_filter = f.with_(date_from=None, date_to=None)
+    by_customer = {"partition_by": Order.customer_id, "order_by": (Order.ordered_at, Order.id)}
+    history = (
+        select(
+            Order.customer_id.label("customer_id"),
+            Order.ordered_at.label("at"),
+            func.lag(Order.ordered_at).over(**by_customer).label("prev_at"),
+            func.lead(Order.ordered_at).over(**by_customer).label("next_at"),
+        )
+        .join(Customer, Customer.id == Order.customer_id)
+        .where(customer_scope(session, actor=actor, filters=scope_filter), counted_order())
+        .where(Order.ordered_at <= now)
+        .subquery()
+    )
+    h = history.c
+    start_month = month_key(h.at, dialect)
+    starts = (
+        select(start_month, func.count())
+        .where(or_(h.prev_at.is_(None), days_between(h.prev_at, h.at, dialect) > inactive_days))
+        .group_by(start_month)
+    )
+    end_month = month_key_after(h.at, inactive_days, dialect)
+    ends = (
+        select(end_month, func.count())
+        .where(or_(h.next_at.is_(None), days_between(h.at, h.next_at, dialect) > inactive_days))
+        .where(h.at <= now - timedelta(days=inactive_days))
+        .group_by(end_month)
+    )
+    started = {str(m): int(n) for m, n in session.execute(starts)}
+    ended = {str(m): int(n) for m, n in session.execute(ends)}
+    if not started:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in CHURN_COLUMNS}).astype(
+            {"month": "string"}
+        )
+    months = month_range(min(started), f"{now:%Y-%m}")
+    rows = []
+    active = 0
+    for month in months:
+        new, churned = started.get(month, 0), ended.get(month, 0)
+        rate = churned / active if active else float("nan")
+        rows.append((month, active, new, churned, rate, active + new - churned))
+        active = active + new - churned
+    df = pd.DataFrame(rows, columns=list(CHURN_COLUMNS))
+    if f.date_from:
+        df = df[df["month"] >= f"{f.date_from:%Y-%m}"]
+    if f.date_to:
+        df = df[df["month"] <= f"{f.date_to:%Y-%m}"]
+    df["month"] = df["month"].astype("string")
+    return df.reset_index(drop=True)
+
+
+def churn_risk(
+    session: Session,
+    *,
+    actor: Actor,
+    filters: ReportFilter | None = None,
+    window_days: int = 90,
+    now: datetime | None = None,
+    locale: str | None = "en",
+    limit: int = 500,
+) -> pd.DataFrame:
+    """Live customers at risk of churning, riskiest first, each with its reasons.
+
+    Reasons (``reason_codes``): ``orders_dropped`` (in the last ``window_days`` at most half the
+    usual orders per window, the usual being the average of the four windows before, and at
+    least two orders then), ``no_contact`` (a customer or VIP not contacted for
+    ``window_days``) and ``complaints`` (complaint tickets opened in the last ``window_days``).
+    ``risk_score`` counts the reasons, plus one for two or more complaints.
+    Columns: see ``RISK_COLUMNS``; ``name`` is shaped for the actor (masked for analysts),
+    ``reasons`` is the text in ``locale``.
+    """
+    now = now_or(now)
+    dialect = dialect_of(session)
+    recent_start = now - timedelta(days=window_days)
+    prior_start = recent_start - timedelta(days=4 * window_days)
+    scope = customer_scope(
+        session, actor=actor, filters=(filters or ReportFilter()).with_(include_archived=False)
+    )
+    orders = (
+        select(
+            Order.customer_id.label("customer_id"),
+            func.sum(case((Order.ordered_at >= recent_start, 1), else_=0)).label("recent"),
+            func.sum(case((Order.ordered_at < recent_start, 1), else_=0)).label("prior"),
+            func.max(Order.ordered_at).label("last_order_at"),
+        )
+        .where(Order.ordered_at >= prior_start, Order.ordered_at <= now, counted_order())
+        .group_by(Order.customer_id)
+        .subquery()
+    )
+    complaints = (
+        select(Ticket.customer_id.label("customer_id"), func.count().label("n"))
+        .where(Ticket.kind == TicketKind.COMPLAINT, Ticket.created_at >= recent_start)
+        .where(Ticket.created_at <= now)
+        .group_by(Ticket.customer_id)
+        .subquery()
+    )
+    recent = func.coalesce(orders.c.recent, 0)
+    prior = func.coalesce(orders.c.prior, 0)
+    n_complaints = func.coalesce(complaints.c.n, 0)
+    dropped = and_(prior >= 2, recent * 8 <= prior)
+    silent = and_(
+        Customer.lifecycle_stage.in_((Lifecycle.CUSTOMER, Lifecycle.VIP)),
+        Customer.last_contact_at < recent_start,
+    )
+    complained = n_complaints >= 1
+    score = (
+        case((dropped, 1), else_=0)
+        + case((silent, 1), else_=0)
+        + case((complained, 1), else_=0)
+        + case((n_complaints >= 2, 1), else_=0)
+    )
+    contact_days = days_between(Customer.last_contact_at, timestamp(now, dialect), dialect)
+    stmt = (
+        select(
+            Customer.id,
+            Customer.name,
+            Customer.owner_id,
+            Customer.lifecycle_stage,
+            orders.c.last_order_at,
+            recent,
+            prior,
+            contact_days,
+            n_complaints,
+            score.label("score"),
+            dropped,
+            silent,
+            complained,
+        )
+        .outerjoin(orders, orders.c.customer_id == Customer.id)
+        .outerjoin(complaints, complaints.c.customer_id == Customer.id)
+        .where(scope, or_(dropped, silent, complained))
+        .order_by(score.desc(), n_complaints.desc(), Customer.last_contact_at.asc(), Customer.id)
+        .limit(limit)
+    )
+    rows = session.execute(stmt).all()
+    owners = user_names(session, [r[2] for r in rows])
+    _ = translator(locale, "reports")
+    out = []
+    for cid, name, owner_id, stage, last_order, rec, pri, days, comp, sc, d, s, c in rows:
+        codes, texts = [], []
+        usual = float(pri) / 4
+        if d:
+            codes.append("orders_dropped")
+            texts.append(
+                _("orders dropped: {recent} in the last {days} days, usually {usual}").format(
+                    recent=int(rec), days=window_days, usual=f"{usual:.1f}"
+                )
+            )
+        if s:
+            codes.append("no_contact")
+            texts.append(_("no contact for {days} days").format(days=int(days or 0)))
+        if c:
+            codes.append("complaints")
+            texts.append(
+                _("{count} complaint(s) in the last {days} days").format(
+                    count=int(comp), days=window_days
+                )
+            )
+        shown = access.shape_for(actor, {"name": name})["name"]
+        out.append(
+            (
+                cid,
+                shown,
+                owner_id,
+                owners.get(owner_id, ("", None, ""))[0] if owner_id else "",
+                stage,
+                last_order,
+                int(rec),
+                usual,
+                float(days) if days is not None else float("nan"),
+                int(comp),
+                int(sc),
+                ",".join(codes),
+                "; ".join(texts),
+            )
+        )
+    df = pd.DataFrame(out, columns=list(RISK_COLUMNS))
+    df["owner_id"] = df["owner_id"].astype("Int64")
+    return df.astype({"usual_orders": "float64", "days_since_contact": "float64"})

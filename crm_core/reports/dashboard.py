@@ -1,0 +1,168 @@
+"""The catalogue of reports (frame + figure) and the manager's dashboard built from it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from sqlalchemy.orm import Session
+
+from crm_core.access import Actor, require
+from crm_core.errors import InvalidInput
+from crm_core.i18n import translator
+from crm_core.reports import activity, churn, cohorts, distribution, figures, revenue, rfm, sales
+from crm_core.reports import service as service_reports
+from crm_core.reports.filters import ReportFilter
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """One report of the catalogue: how to compute its frame and draw its figure."""
+
+    key: str
+    title: str  # English msgid of the ``reports`` catalogue
+    compute: Callable[..., pd.DataFrame]
+    draw: Callable[[pd.DataFrame, str | None], go.Figure]
+    takes_now: bool = False
+
+
+@dataclass
+class ReportResult:
+    """A computed report: its frame, its figure and how long the database work took."""
+
+    key: str
+    title: str
+    frame: pd.DataFrame
+    figure: go.Figure
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _by(fn: Callable[..., pd.DataFrame], **fixed: Any) -> Callable[..., pd.DataFrame]:
+    def compute(session: Session, **kwargs: Any) -> pd.DataFrame:
+        return fn(session, **kwargs, **fixed)
+
+    return compute
+
+
+REPORTS: dict[str, ReportSpec] = {
+    spec.key: spec
+    for spec in (
+        ReportSpec("funnel", "Sales funnel", sales.sales_funnel, figures.funnel_figure),
+        ReportSpec(
+            "performance",
+            "Won deals by owner",
+            sales.sales_performance,
+            figures.performance_figure,
+        ),
+        ReportSpec("revenue", "Revenue by month", revenue.revenue_by_month, figures.revenue_figure),
+        ReportSpec(
+            "revenue_by_product",
+            "Revenue by month and product line",
+            _by(revenue.revenue_by_month, by="product_line"),
+            lambda df, loc: figures.revenue_figure(df, loc, by="product_line"),
+        ),
+        ReportSpec("yoy", "Revenue year on year", revenue.revenue_yoy, figures.yoy_figure),
+        ReportSpec(
+            "industry",
+            "Customers by industry",
+            _by(distribution.customer_distribution, by="industry"),
+            lambda df, loc: figures.distribution_figure(df, loc, by="industry"),
+        ),
+        ReportSpec(
+            "region",
+            "Customers by city",
+            _by(distribution.customer_distribution, by="city"),
+            lambda df, loc: figures.distribution_figure(df, loc, by="city"),
+        ),
+        ReportSpec(
+            "lifecycle",
+            "Customers by lifecycle stage",
+            _by(distribution.customer_distribution, by="lifecycle_stage"),
+            lambda df, loc: figures.distribution_figure(df, loc, by="lifecycle_stage"),
+        ),
+        ReportSpec(
+            "churn", "Monthly churn", churn.monthly_churn, figures.churn_figure, takes_now=True
+        ),
+        ReportSpec("rfm", "RFM segments", rfm.rfm_segments, figures.rfm_figure, takes_now=True),
+        ReportSpec("cohorts", "Cohort retention", cohorts.cohort_retention, figures.cohort_figure),
+        ReportSpec(
+            "tickets",
+            "Tickets by kind and status",
+            service_reports.tickets_by_status,
+            figures.tickets_figure,
+        ),
+        ReportSpec(
+            "satisfaction",
+            "Satisfaction scores",
+            service_reports.satisfaction_scores,
+            figures.satisfaction_figure,
+        ),
+        ReportSpec(
+            "activity",
+            "Interactions by month",
+            activity.interactions_by_month,
+            figures.activity_figure,
+        ),
+    )
+}
+
+#: The figures of the manager's dashboard, in display order.
+DASHBOARD = (
+    "funnel",
+    "performance",
+    "revenue",
+    "yoy",
+    "industry",
+    "region",
+    "churn",
+    "rfm",
+    "cohorts",
+    "tickets",
+    "activity",
+)
+
+
+def run_report(
+    session: Session,
+    *,
+    actor: Actor,
+    key: str,
+    filters: ReportFilter | None = None,
+    locale: str | None = "en",
+    now: datetime | None = None,
+) -> ReportResult:
+    """Compute one report of ``REPORTS`` (frame and figure) for the actor."""
+    spec = REPORTS.get(key)
+    if spec is None:
+        raise InvalidInput(f"unknown report '{key}' (one of {', '.join(REPORTS)})", field="report")
+    require(actor, "reports.read")
+    kwargs: dict[str, Any] = {"actor": actor, "filters": filters}
+    if spec.takes_now:
+        kwargs["now"] = now
+    started = time.perf_counter()
+    df = spec.compute(session, **kwargs)
+    seconds = time.perf_counter() - started
+    title = translator(locale, "reports")(spec.title)
+    return ReportResult(key, title, df, spec.draw(df, locale), seconds)
+
+
+def build_dashboard(
+    session: Session,
+    *,
+    actor: Actor,
+    filters: ReportFilter | None = None,
+    locale: str | None = "en",
+    now: datetime | None = None,
+    keys: Sequence[str] = DASHBOARD,
+) -> list[ReportResult]:
+    """Every dashboard report for the actor and filters, in display order."""
+    return [
+        run_report(session, actor=actor, key=k, filters=filters, locale=locale, now=now)
+        for k in keys
+    ]

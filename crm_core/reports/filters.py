@@ -1,0 +1,87 @@
+"""The filters every report shares: date range, owner, team, tag and region."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, true
+from sqlalchemy.orm import Session
+
+from crm_core.access import Actor, require
+from crm_core.customers import CustomerFilter, customer_query
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """Common report filters. It describes and does nothing.
+
+    ``date_from`` and ``date_to`` are inclusive calendar days (UTC) and apply to each report's
+    own event date (order date, deal creation, ticket creation, interaction time, cohort month).
+    ``owner_id``, ``team_id``, ``tag``, ``province`` and ``city`` select the customers whose
+    records count. Archived customers count by default: their history is still history.
+    """
+
+    date_from: date | None = None
+    date_to: date | None = None
+    owner_id: int | None = None
+    team_id: int | None = None
+    tag: str | None = None
+    province: str | None = None
+    city: str | None = None
+    include_archived: bool = True
+
+    def customer_filter(self) -> CustomerFilter:
+        """The same selection as a ``customers.CustomerFilter``."""
+        return CustomerFilter(
+            owner_id=self.owner_id,
+            team_id=self.team_id,
+            tag=self.tag or None,
+            province=self.province or None,
+            city=self.city or None,
+            archived=None if self.include_archived else False,
+        )
+
+    @property
+    def start(self) -> datetime | None:
+        """``date_from`` as the first instant of that UTC day."""
+        return datetime.combine(self.date_from, time.min, UTC) if self.date_from else None
+
+    @property
+    def end(self) -> datetime | None:
+        """The first instant after ``date_to`` (an exclusive bound)."""
+        if self.date_to is None:
+            return None
+        return datetime.combine(self.date_to + timedelta(days=1), time.min, UTC)
+
+    def with_(self, **changes: Any) -> ReportFilter:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def customer_scope(
+    session: Session, *, actor: Actor, filters: ReportFilter | None = None
+) -> ColumnElement[bool]:
+    """SQL condition on ``Customer`` selecting the customers a report may count for the actor.
+
+    It is the ``WHERE`` clause of ``customers.customer_query`` (the access policy of
+    ``access.visible_customers`` plus the filters), so reports never apply a rule of their own.
+    """
+    require(actor, "reports.read")
+    f = filters or ReportFilter()
+    stmt = customer_query(session, actor=actor, filters=f.customer_filter())
+    clause = stmt.whereclause
+    return clause if clause is not None else true()
+
+
+def in_range(column: Any, filters: ReportFilter | None) -> list[ColumnElement[bool]]:
+    """Conditions keeping ``column`` inside the filter's date range."""
+    if filters is None:
+        return []
+    conditions = []
+    if filters.start is not None:
+        conditions.append(column >= filters.start)
+    if filters.end is not None:
+        conditions.append(column < filters.end)
+    return conditions
