@@ -1,0 +1,1 @@
+"""The NiceGUI web panel: thin pages over the ``crm_core`` services (see ``app.main``)."""

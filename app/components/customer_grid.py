@@ -1,0 +1,56 @@
+"""The customer list grid (NiceGUI's AG Grid element): rows in, selection and clicks out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import ui
+
+COLUMNS = ("name", "phone", "email", "company_name", "city", "stage", "owner", "tags", "updated")
+
+
+def customer_grid(
+    labels: dict[str, str],
+    *,
+    on_open: Callable[[int], None],
+    on_select: Callable[[list[int]], None] | None = None,
+) -> ui.aggrid:
+    """An empty grid; fill it with ``set_rows``. Clicking a name calls ``on_open(id)``;
+    ticking rows calls ``on_select(ids)``."""
+    column_defs: list[dict[str, Any]] = [
+        {"field": key, "headerName": labels.get(key, key), "sortable": False, "minWidth": 110}
+        for key in COLUMNS
+    ]
+    column_defs[0].update(
+        {"minWidth": 150, "pinned": "left", "cellClass": "text-primary cursor-pointer"}
+    )
+    options: dict[str, Any] = {
+        "columnDefs": column_defs,
+        "rowData": [],
+        "defaultColDef": {"resizable": True, "suppressMovable": True},
+        "suppressCellFocus": True,
+        "domLayout": "autoHeight",
+        "overlayNoRowsTemplate": labels.get("empty", "No customers"),
+    }
+    if on_select is not None:
+        options["rowSelection"] = {"mode": "multiRow", "checkboxes": True, "headerCheckbox": True}
+    grid = ui.aggrid(options, auto_size_columns=False).classes("w-full")
+    grid.mark("customer-grid")
+    grid.on(
+        "cellClicked",
+        lambda e: on_open(int(e.args)),
+        js_handler="(e) => { if (e.colDef.field === 'name') emit(e.data.id) }",
+    )
+    if on_select is not None:
+        grid.on(
+            "selectionChanged",
+            lambda e: on_select([int(i) for i in (e.args or [])]),
+            js_handler="(e) => emit(e.api.getSelectedRows().map(r => r.id))",
+        )
+    return grid
+
+
+def set_rows(grid: ui.aggrid, rows: list[dict[str, Any]]) -> None:
+    grid.options["rowData"] = rows
+    grid.update()
