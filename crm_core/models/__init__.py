@@ -40,6 +40,7 @@ from crm_core.models.customers import (
     ValueTier,
     customer_tags,
 )
+from crm_core.models.importing import ImportBatch, ImportBatchRow, ImportMapping
 from crm_core.models.panel import LoginSession, SavedFilter
 from crm_core.models.privacy import ConsentEvent, ErasureFingerprint, RetentionPolicy
 from crm_core.models.users import LoginThrottle, Role, Team, User
@@ -61,6 +62,9 @@ __all__ = [
     "ErasureFingerprint",
     "DealStatus",
     "FieldType",
+    "ImportBatch",
+    "ImportBatchRow",
+    "ImportMapping",
     "Interaction",
     "InteractionKind",
     "Lifecycle",
