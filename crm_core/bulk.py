@@ -176,6 +176,7 @@ def bulk_create_customers(
     teams = dict(session.execute(select(User.id, User.team_id)).all())
     now = utcnow()
     tag_ids = _tag_ids(session, {t for _, c in good for t in (c.tags or [])})
+    conn = session.connection()  # Core statements: the ORM adds nothing to plain inserts
     for start in range(0, len(good), CHUNK):
         part = good[start : start + CHUNK]
         values = []
@@ -212,8 +213,9 @@ def bulk_create_customers(
                     "version": 1,
                 }
             )
-        stmt = insert(Customer).returning(Customer.id, sort_by_parameter_order=True)
-        ids = list(session.scalars(stmt, values))
+        table = Customer.__table__
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = list(conn.execute(stmt, values).scalars())
         phone_rows, email_rows, tag_rows, audit_rows = [], [], [], []
         for cid, (index, clean), value in zip(ids, part, values, strict=True):
             for i, (e164, raw) in enumerate(clean.phones or []):
@@ -256,10 +258,10 @@ def bulk_create_customers(
             result.ids.append(cid)
             result.rows.append(index)
         if phone_rows:
-            session.execute(insert(CustomerPhone), phone_rows)
+            conn.execute(insert(CustomerPhone.__table__), phone_rows)
         if email_rows:
-            session.execute(insert(CustomerEmail), email_rows)
+            conn.execute(insert(CustomerEmail.__table__), email_rows)
         if tag_rows:
-            session.execute(insert(customer_tags), tag_rows)
-        session.execute(insert(AuditEntry), audit_rows)
+            conn.execute(insert(customer_tags), tag_rows)
+        conn.execute(insert(AuditEntry.__table__), audit_rows)
     return result

@@ -315,7 +315,11 @@ def _mount_optional() -> None:
     ):
         try:
             sub = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # that area is not installed yet
+            raise
+        except AttributeError:
             continue
         app.add_typer(sub, name=name)
 

@@ -87,8 +87,9 @@ def _ts(value: Any) -> datetime | None:
 
 
 def _insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    conn = session.connection()
     for i in range(0, len(rows), CHUNK):
-        session.execute(insert(model), rows[i : i + CHUNK])
+        conn.execute(insert(model.__table__), rows[i : i + CHUNK])
 
 
 def is_empty(session: Session) -> bool:
@@ -261,8 +262,9 @@ def load_demo(
                     )
                     source_order_ids.append(int(r["id"]))
             for i in range(0, len(rows), CHUNK):
-                stmt = insert(Order).returning(Order.id, sort_by_parameter_order=True)
-                new_ids = list(session.scalars(stmt, rows[i : i + CHUNK]))
+                table = Order.__table__
+                stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+                new_ids = list(session.connection().execute(stmt, rows[i : i + CHUNK]).scalars())
                 order_ids.update(zip(source_order_ids[i : i + CHUNK], new_ids, strict=True))
             counts["orders"] = len(rows)
             rows = [

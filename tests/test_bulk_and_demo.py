@@ -1,0 +1,75 @@
+"""Bulk creation follows the rules of create_customer; demo data loads and is searchable."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_core import customers as svc
+from crm_core.bulk import bulk_create_customers
+from crm_core.errors import InvalidInput, PermissionDenied
+from crm_core.models import AuditEntry, Customer, CustomerPhone
+
+
+def test_bulk_create_validates_like_create_customer(db, staff):
+    rows = [
+        {"name": "张三", "phones": ["139 1234 5678"], "tags": ["import"]},
+        {"name": "Bad Phone", "phones": ["12"]},
+        {"name": "", "emails": ["x@example.com"]},
+        {
+            "name": "Jane Roe",
+            "emails": ["Jane@Example.com"],
+            "country": "GB",
+            "phones": ["020 7946 0958"],
+        },
+    ]
+    with pytest.raises(InvalidInput) as err, db.transaction() as s:
+        bulk_create_customers(s, actor=staff.steward, rows=rows)
+    assert "row 2: phone" in str(err.value) and "row 3: name: is required" in str(err.value)
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(Customer)) == 0  # all or nothing
+
+    with db.transaction() as s:
+        result = bulk_create_customers(s, actor=staff.steward, rows=rows, skip_invalid=True)
+    assert result.rows == [0, 3] and [e.row for e in result.errors] == [1, 2]
+    with db.transaction() as s:
+        phones = sorted(s.scalars(select(CustomerPhone.e164)))
+        assert phones == ["+442079460958", "+8613912345678"]
+        audits = s.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "customer.create")
+        )
+        assert audits == 2
+        assert [c.id for c in svc.search_customers(s, actor=staff.admin, query="zhang san")] == [
+            result.ids[0]
+        ]
+        assert svc.get_customer(s, actor=staff.admin, customer_id=result.ids[0]).tags == ["import"]
+
+
+def test_bulk_create_respects_roles(db, staff):
+    with pytest.raises(PermissionDenied), db.transaction() as s:
+        bulk_create_customers(s, actor=staff.analyst, rows=[{"name": "x"}])
+    with pytest.raises(PermissionDenied), db.transaction() as s:
+        bulk_create_customers(
+            s, actor=staff.sales1, rows=[{"name": "x", "owner_id": staff.sales2.id}]
+        )
+    with db.transaction() as s:
+        result = bulk_create_customers(s, actor=staff.sales1, rows=[{"name": "Mine"}])
+        assert s.get(Customer, result.ids[0]).owner_id == staff.sales1.id
+
+
+def test_demo_data_loads_with_history_and_planted_duplicates(db):
+    from crm_core.demo import load_demo
+
+    summary = load_demo(db, n_customers=300, seed=3)
+    assert summary.customers >= 290 and summary.interactions > 0 and summary.orders > 0
+    with db.transaction() as s:
+        chinese = s.scalar(
+            select(func.count()).select_from(Customer).where(Customer.name_key != "")
+        )
+        assert 0.35 < chinese / summary.customers < 0.65
+        with_contact = s.scalar(
+            select(func.count()).select_from(Customer).where(Customer.last_contact_at.is_not(None))
+        )
+        assert with_contact > 0
