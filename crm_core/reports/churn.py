@@ -214,7 +214,7 @@ def churn_risk(
             codes.append("orders_dropped")
             texts.append(
                 _("orders dropped: {recent} in the last {days} days, usually {usual}").format(
-                    recent=int(rec), days=window_days, usual=f"{usual:.1f}"
+                    recent=int(rec), days=window_days, usual=f"{usual:.2f}"
                 )
             )
         if s:
