@@ -1,0 +1,955 @@
+"""Import batches: preview, commit and revert of a customer file.
+
+    with db.transaction() as s:
+        report = preview_import(s, actor=user, source=data, file_name="客户.csv")
+    with db.transaction() as s:
+        report = run_import(s, actor=user, source=data, options=ImportOptions(mode="upsert"))
+    with db.transaction() as s:
+        revert_batch(s, actor=user, batch_id=report.batch_id)
+
+Every import is one batch in the caller's transaction. The file is read in chunks; rows are
+matched to existing customers by a key (email, phone or external id), then created with
+``bulk_create_customers`` or updated with the customer validator, exactly as the services do.
+With ``all_or_nothing`` any invalid row raises ``ImportRejected`` (the caller's transaction
+rolls back, nothing stays); otherwise valid rows are imported and the invalid ones come back
+as a rejects file to fix. A preview runs the very same work inside a savepoint that is rolled
+back, so its counts are what a commit would do.
+
+Re-importing a file changes nothing: matched rows whose values are already stored count as
+unchanged, and empty cells never clear a value. Imports add phones, e-mails and tags to a
+matched customer; they never remove them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from crm_core import audit
+from crm_core.access import Actor, require, visible_customers
+from crm_core.bulk import bulk_create_customers
+from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
+from crm_core.errors import ConflictError, InvalidInput, NotFound
+from crm_core.importing import cleaning
+from crm_core.importing import mapping as mapping_mod
+from crm_core.importing.reading import (
+    Chunk,
+    FileInfo,
+    Source,
+    display_name,
+    iter_chunks,
+    open_source,
+)
+from crm_core.models import (
+    AuditEntry,
+    Base,
+    Customer,
+    CustomerEmail,
+    CustomerPhone,
+    ImportBatch,
+    ImportBatchRow,
+    User,
+    utcnow,
+)
+from crm_core.settings import get_settings
+
+MODES = ("create", "update", "upsert")
+#: Row problems kept in a report (all of them go to the rejects file).
+MAX_ISSUES = 1000
+#: Files with more rows to create than this skip the fuzzy duplicate check of the preview.
+DEDUPE_MAX_ROWS = 20_000
+_LOOKUP_CHUNK = 2000
+#: Tables whose rows belong to the customer and go with it when a created record is removed.
+_OWNED = frozenset({"customer_phones", "customer_emails", "customer_tags"})
+_FORMULA_PREFIX = ("'=", "'+", "'-", "'@")
+
+
+class ImportRejected(InvalidInput):
+    """An all-or-nothing import found invalid rows; nothing was written. ``report`` lists them
+    and ``report.rejects_csv()`` gives them back as a file to fix."""
+
+    def __init__(self, report: ImportReport) -> None:
+        first = report.issues[0] if report.issues else None
+        where = f"; first: line {first.line}, {first.field}: {first.message}" if first else ""
+        super().__init__(
+            f"{report.invalid} of {report.total} rows are invalid, nothing was imported{where}",
+            field=first.field if first else "file",
+        )
+        self.report = report
+
+
+@dataclass
+class ImportOptions:
+    """How to import. ``mapping`` is ``{header: target}`` (guessed when ``None``);
+    ``match_key`` defaults to external id, then email, then phone, whichever is mapped."""
+
+    mode: str = "upsert"
+    match_key: str | None = None
+    mapping: Mapping[str, str | None] | None = None
+    encoding: str | None = None
+    sheet: str | None = None
+    all_or_nothing: bool = True
+    check_duplicates: bool = True
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidInput(f"'{self.mode}' is not create, update or upsert", field="mode")
+        if self.match_key is not None and self.match_key not in mapping_mod.MATCH_KEYS:
+            raise InvalidInput(
+                f"'{self.match_key}' is not email, phone or external_id", field="match_key"
+            )
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    """Why a row was refused or skipped: ``line`` is its line in the file (header = 1)."""
+
+    line: int
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DuplicateHint:
+    """A row to be created that looks like another row of the file (``other_line``) or an
+    existing customer (``customer_id``), with the match probability of the dedupe engine."""
+
+    line: int
+    score: float
+    other_line: int | None = None
+    customer_id: int | None = None
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, for a preview, would do)."""
+
+    dry_run: bool
+    file_name: str
+    file_format: str
+    encoding: str | None
+    sheet: str | None
+    headers: list[str]
+    mapping: dict[str, str]
+    mode: str
+    match_key: str | None
+    batch_id: int | None = None
+    total: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    issues: list[RowIssue] = field(default_factory=list)
+    skips: list[RowIssue] = field(default_factory=list)
+    duplicates: list[DuplicateHint] = field(default_factory=list)
+    duplicates_note: str | None = None
+    already_imported: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    _rejects: IO[str] | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.invalid == 0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "invalid": self.invalid,
+        }
+
+    def rejects_csv(self) -> bytes:
+        """The invalid rows as CSV (UTF-8 with BOM, opens in Excel): the file's columns plus
+        ``line`` and ``error``; empty when every row was valid."""
+        if self._rejects is None or not self.invalid:
+            return b""
+        self._rejects.seek(0)
+        return ("\ufeff" + self._rejects.read()).encode("utf-8")
+
+    def summary(self) -> str:
+        verb = "would be" if self.dry_run else "were"
+        return (
+            f"{self.total} rows: {self.created} {verb} created, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.skipped} skipped, {self.invalid} invalid"
+        )
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _neutral_text(text: str) -> str:
+    """Undo the apostrophe our exports put before formula-like text."""
+    return text[1:] if text.startswith(_FORMULA_PREFIX) else text
+
+
+class _Run:
+    def __init__(
+        self,
+        session: Session,
+        actor: Actor,
+        batch: ImportBatch,
+        report: ImportReport,
+        options: ImportOptions,
+        columns: list[tuple[int, str]],
+        header: list[str],
+    ) -> None:
+        self.session = session
+        self.actor = actor
+        self.batch = batch
+        self.report = report
+        self.options = options
+        self.columns = columns
+        self.key = report.match_key
+        self.region = get_settings().default_region
+        self.validator = _Validator(session)
+        self.owners = {
+            u.casefold(): i
+            for u, i in session.execute(select(User.username, User.id).where(User.active))
+        }
+        self.source = f"import:{batch.id}"
+        self._rejects = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=8 << 20, mode="w+", encoding="utf-8", newline=""
+        )
+        self.report._rejects = self._rejects
+        self._reject_writer = csv.writer(self._rejects)
+        self._reject_writer.writerow([*header, "line", "error"])
+        self.created_rows: list[tuple[int, dict[str, Any]]] | None = []
+        self.created_ids: list[int] = []
+
+    # -- bookkeeping
+
+    def _invalid(self, line: int, values: Sequence[str], errors: Mapping[str, str]) -> None:
+        self.report.invalid += 1
+        for name, message in errors.items():
+            if len(self.report.issues) < MAX_ISSUES:
+                self.report.issues.append(RowIssue(line, name, message))
+        text = "; ".join(f"{k}: {v}" for k, v in errors.items())
+        self._reject_writer.writerow([*values, line, text])
+
+    def _skip(self, line: int, name: str, message: str) -> None:
+        self.report.skipped += 1
+        if len(self.report.skips) < MAX_ISSUES:
+            self.report.skips.append(RowIssue(line, name, message))
+
+    # -- one chunk
+
+    def process(self, chunk: Chunk) -> None:
+        prepared: list[tuple[int, list[str], dict[str, Any], str | None]] = []
+        for values, line in zip(chunk.rows, chunk.line_numbers, strict=True):
+            self.report.total += 1
+            values = [_neutral_text(v) for v in values]
+            raw = cleaning.row_values(values, self.columns)
+            data, errors = cleaning.to_customer_data(raw, owners=self.owners)
+            if errors:
+                self._invalid(line, values, errors)
+                continue
+            key = None
+            if self.key:
+                region = str(data.get("country") or self.region).upper()
+                key = cleaning.match_value(self.key, data, region=region)
+            prepared.append((line, values, data, key))
+        # rows repeating a key of the same chunk go in later rounds, after the first is written
+        rounds: list[list[tuple[int, list[str], dict[str, Any], str | None]]] = []
+        seen: dict[str, int] = defaultdict(int)
+        for item in prepared:
+            key = item[3]
+            n = seen[key] if key is not None else 0
+            if key is not None:
+                seen[key] += 1
+            while len(rounds) <= n:
+                rounds.append([])
+            rounds[n].append(item)
+        for items in rounds:
+            self._round(items)
+
+    def _round(self, items: list[tuple[int, list[str], dict[str, Any], str | None]]) -> None:
+        matches = self._lookup([key for *_, key in items if key is not None])
+        mode = self.options.mode
+        creates: list[tuple[int, list[str], dict[str, Any]]] = []
+        updates: list[tuple[int, list[str], dict[str, Any], int]] = []
+        label = {"email": "e-mail", "phone": "phone", "external_id": "external id"}.get(
+            self.key or "", ""
+        )
+        for line, values, data, key in items:
+            ids = sorted(matches.get(key, ())) if key is not None else []
+            if len(ids) > 1:
+                shown = ", ".join(str(i) for i in ids[:5])
+                self._invalid(
+                    line,
+                    values,
+                    {self.key or "key": f"matches {len(ids)} customers ({shown}); use another key"},
+                )
+            elif ids and mode == "create":
+                self._skip(line, self.key or "", f"exists already as customer {ids[0]}")
+            elif ids:
+                updates.append((line, values, data, ids[0]))
+            elif mode == "update":
+                why = f"no customer has this {label}" if key else f"the row has no {label}"
+                self._skip(line, self.key or "", why)
+            else:
+                creates.append((line, values, data))
+        if creates:
+            self._create(creates)
+        if updates:
+            self._update(updates)
+
+    def _lookup(self, keys: Iterable[str]) -> dict[str, set[int]]:
+        """``{key: customer ids}`` of live customers (visible to the actor) having the key."""
+        wanted = sorted(set(keys))
+        found: dict[str, set[int]] = defaultdict(set)
+        if not wanted or not self.key:
+            return found
+        visible = visible_customers(self.actor)
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            part = wanted[start : start + _LOOKUP_CHUNK]
+            if self.key == "email":
+                variants = sorted(set(part) | {k.lower() for k in part})
+                stmt = (
+                    select(CustomerEmail.email, CustomerEmail.customer_id)
+                    .join(Customer, Customer.id == CustomerEmail.customer_id)
+                    .where(CustomerEmail.email.in_(variants), visible)
+                )
+                lower = {k.lower(): k for k in part}
+                for value, cid in self.session.execute(stmt):
+                    original = lower.get(value.lower())
+                    if original is not None:
+                        found[original].add(cid)
+                continue
+            if self.key == "phone":
+                stmt = (
+                    select(CustomerPhone.e164, CustomerPhone.customer_id)
+                    .join(Customer, Customer.id == CustomerPhone.customer_id)
+                    .where(CustomerPhone.e164.in_(part), visible)
+                )
+            else:
+                stmt = select(Customer.external_id, Customer.id).where(
+                    Customer.external_id.in_(part), visible
+                )
+            for value, cid in self.session.execute(stmt):
+                found[value].add(cid)
+        return found
+
+    def _create(self, creates: list[tuple[int, list[str], dict[str, Any]]]) -> None:
+        result = bulk_create_customers(
+            self.session,
+            actor=self.actor,
+            rows=[data for _, _, data in creates],
+            source=self.source,
+            skip_invalid=True,
+        )
+        for error in result.errors:
+            line, values, _ = creates[error.row]
+            self._invalid(line, values, error.errors)
+        rows = []
+        for cid, index in zip(result.ids, result.rows, strict=True):
+            line, _, data = creates[index]
+            rows.append(
+                {
+                    "batch_id": self.batch.id,
+                    "row_number": line,
+                    "action": "created",
+                    "customer_id": cid,
+                    "version_after": 1,
+                    "prior": None,
+                }
+            )
+            self.created_ids.append(cid)
+            if self.created_rows is not None:
+                if len(self.created_rows) >= DEDUPE_MAX_ROWS:
+                    self.created_rows = None
+                else:
+                    self.created_rows.append((line, {"id": cid, **data}))
+        self.report.created += len(result.ids)
+        if rows:
+            self.session.execute(insert(ImportBatchRow), rows)
+
+    def _update(self, updates: list[tuple[int, list[str], dict[str, Any], int]]) -> None:
+        ids = sorted({cid for *_, cid in updates})
+        loaded: dict[int, Customer] = {}
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            stmt = select(Customer).where(Customer.id.in_(ids[start : start + _LOOKUP_CHUNK]))
+            loaded.update({c.id: c for c in self.session.scalars(stmt)})
+        changed: list[tuple[int, Customer, dict[str, Any], dict[str, list[Any]]]] = []
+        for line, values, data, cid in updates:
+            customer = loaded[cid]
+            if customer.anonymised_at is not None:
+                self._skip(line, self.key or "", f"customer {cid} was anonymised (erased)")
+                continue
+            if customer.archived_at is not None:
+                self._skip(line, self.key or "", f"customer {cid} is archived; restore it first")
+                continue
+            merged = _merge_lists(customer, data)
+            try:
+                if "owner_id" in merged and merged["owner_id"] != customer.owner_id:
+                    _check_owner_change(self.actor, self.session, merged["owner_id"])
+                clean = self.validator.clean(merged, existing=customer)
+            except InvalidInput as exc:
+                self._invalid(line, values, exc.errors or {exc.field or "row": exc.message})
+                continue
+            prior = _prior(customer, clean)
+            if not prior:
+                self.report.unchanged += 1
+                continue
+            before = _snapshot(customer)
+            _apply(self.session, customer, clean)
+            changed.append((line, customer, prior, audit.diff(before, _snapshot(customer))))
+        if not changed:
+            self._forget(loaded.values())
+            return
+        self.session.flush()
+        now = utcnow()
+        self.session.execute(
+            insert(AuditEntry),
+            [
+                {
+                    "at": now,
+                    "actor_id": self.actor.id,
+                    "actor_name": self.actor.username,
+                    "action": "customer.update",
+                    "entity_type": "customer",
+                    "entity_id": customer.id,
+                    "changes": diff,
+                    "source": self.source,
+                }
+                for _, customer, _, diff in changed
+            ],
+        )
+        self.session.execute(
+            insert(ImportBatchRow),
+            [
+                {
+                    "batch_id": self.batch.id,
+                    "row_number": line,
+                    "action": "updated",
+                    "customer_id": customer.id,
+                    "version_after": customer.version,
+                    "prior": audit.jsonable(prior),
+                }
+                for line, customer, prior, _ in changed
+            ],
+        )
+        self.report.updated += len(changed)
+        self._forget(loaded.values())
+
+    def _forget(self, customers: Iterable[Customer]) -> None:
+        """Keep the session's memory flat over a big file."""
+        for customer in customers:
+            if customer in self.session:
+                self.session.expunge(customer)
+
+
+def _snapshot(customer: Customer) -> dict[str, Any]:
+    from crm_core.customers import _snapshot as snap
+
+    return snap(customer)
+
+
+def _merge_lists(customer: Customer, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Phones, e-mails and tags of the file added after the stored ones (never replacing)."""
+    out = dict(data)
+    if "phones" in out:
+        out["phones"] = [p.e164 for p in customer.phones] + list(out["phones"])
+    if "emails" in out:
+        stored = [e.email for e in customer.emails]
+        known = {e.lower() for e in stored}
+        out["emails"] = stored + [e for e in out["emails"] if e.strip().lower() not in known]
+    if "tags" in out:
+        out["tags"] = [t.name for t in customer.tags] + list(out["tags"])
+    return out
+
+
+def _prior(customer: Customer, clean: CleanCustomer) -> dict[str, Any]:
+    """The stored values the clean input would change (empty: nothing changes)."""
+    prior: dict[str, Any] = {}
+    columns = {
+        k: getattr(customer, k) for k, v in clean.columns.items() if getattr(customer, k) != v
+    }
+    if columns:
+        prior["columns"] = columns
+        if "owner_id" in columns:
+            columns["team_id"] = customer.team_id
+    if clean.phones is not None and [p[0] for p in clean.phones] != [
+        p.e164 for p in customer.phones
+    ]:
+        prior["phones"] = [[p.e164, p.raw, p.label] for p in customer.phones]
+    if clean.emails is not None and clean.emails != [e.email for e in customer.emails]:
+        prior["emails"] = [[e.email, e.label] for e in customer.emails]
+    if clean.tags is not None and clean.tags != [t.name for t in customer.tags]:
+        prior["tags"] = [t.name for t in customer.tags]
+    if clean.custom is not None and clean.custom != dict(customer.custom or {}):
+        prior["custom"] = dict(customer.custom or {})
+    return prior
+
+
+def _prepare(
+    session: Session,
+    actor: Actor,
+    info: FileInfo,
+    header: list[str],
+    options: ImportOptions,
+    file_name: str,
+) -> tuple[dict[str, str], str | None]:
+    chosen = options.mapping
+    if chosen is None:
+        chosen = mapping_mod.guess_mapping(header, session)
+    columns = mapping_mod.check_mapping(chosen, header, session)
+    key = options.match_key or mapping_mod.default_match_key(columns)
+    if key is not None and key not in columns.values():
+        raise InvalidInput(f"no column is mapped to '{key}', the match key", field="match_key")
+    if key is None and options.mode != "create":
+        raise InvalidInput(
+            "map an e-mail, phone or external id column to match existing customers, "
+            "or import in create mode",
+            field="match_key",
+        )
+    return columns, key
+
+
+def run_import(
+    session: Session,
+    *,
+    actor: Actor,
+    source: Source,
+    file_name: str = "",
+    options: ImportOptions | None = None,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Import a CSV or ``.xlsx`` file of customers as one batch (see the module docs).
+
+    ``source`` is the file's bytes, a binary file object, or a path given by an operator;
+    ``file_name`` is only a label. With ``dry_run`` nothing stays written (a preview).
+    """
+    require(actor, "import.run")
+    require(actor, "customer.create")
+    options = options or ImportOptions()
+    options.check()
+    started = time.perf_counter()
+    spool, info = open_source(source, encoding=options.encoding)
+    info.sheet = options.sheet
+    with spool:
+        chunks = iter_chunks(spool, info)
+        first = next(chunks)
+        header = first.header
+        columns, key = _prepare(session, actor, info, header, options, file_name)
+        report = ImportReport(
+            dry_run=dry_run,
+            file_name=display_name(file_name),
+            file_format=info.format,
+            encoding=info.encoding,
+            sheet=info.sheet,
+            headers=header,
+            mapping=columns,
+            mode=options.mode,
+            match_key=key,
+        )
+        report.already_imported = list(
+            session.scalars(
+                select(ImportBatch.id).where(
+                    ImportBatch.file_sha256 == info.sha256, ImportBatch.status == "committed"
+                )
+            )
+        )
+        savepoint = session.begin_nested() if dry_run else None
+        try:
+            batch = ImportBatch(
+                actor_id=actor.id,
+                file_name=report.file_name,
+                file_sha256=info.sha256,
+                file_size=info.size,
+                file_format=info.format,
+                encoding=info.encoding,
+                mode=options.mode,
+                match_key=key,
+                all_or_nothing=options.all_or_nothing,
+                mapping=dict(columns),
+                status="committed",
+            )
+            session.add(batch)
+            session.flush()
+            report.batch_id = None if dry_run else batch.id
+            index = {h: i for i, h in enumerate(header)}
+            run = _Run(
+                session,
+                actor,
+                batch,
+                report,
+                options,
+                [(index[h], t) for h, t in columns.items()],
+                header,
+            )
+            run.process(first)
+            for chunk in chunks:
+                run.process(chunk)
+            if options.check_duplicates:
+                _duplicate_hints(session, run)
+            _finish(session, actor, batch, report)
+        finally:
+            if savepoint is not None:
+                savepoint.rollback()
+    if options.all_or_nothing and report.invalid and not dry_run:
+        report.batch_id = None
+        raise ImportRejected(report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def preview_import(
+    session: Session,
+    *,
+    actor: Actor,
+    source: Source,
+    file_name: str = "",
+    options: ImportOptions | None = None,
+) -> ImportReport:
+    """What ``run_import`` would do, row by row, without keeping anything (a dry run)."""
+    return run_import(
+        session, actor=actor, source=source, file_name=file_name, options=options, dry_run=True
+    )
+
+
+def _finish(session: Session, actor: Actor, batch: ImportBatch, report: ImportReport) -> None:
+    batch.rows_total = report.total
+    batch.created_count = report.created
+    batch.updated_count = report.updated
+    batch.unchanged_count = report.unchanged
+    batch.skipped_count = report.skipped
+    batch.invalid_count = report.invalid
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="import.commit",
+        entity_type="import_batch",
+        entity_id=batch.id,
+        changes={k: [None, v] for k, v in report.counts().items()},
+        detail=f"{report.file_name} ({batch.file_format}, sha256 {batch.file_sha256[:12]})",
+        source=f"import:{batch.id}",
+    )
+
+
+def _duplicate_hints(session: Session, run: _Run) -> None:
+    """Fuzzy duplicates among the created rows and against existing customers (advisory)."""
+    report = run.report
+    rows = run.created_rows
+    if not run.created_ids:
+        return
+    if rows is None:
+        report.duplicates_note = (
+            f"more than {DEDUPE_MAX_ROWS} new customers: run the duplicate review after the import"
+        )
+        return
+    try:
+        import pandas as pd
+
+        from crm_core.dedupe import find_duplicates
+    except Exception as exc:  # the engine is optional here: a broken one must not stop imports
+        report.duplicates_note = f"duplicate check unavailable ({type(exc).__name__})"
+        return
+    created = set(run.created_ids)
+    line_of = {r["id"]: line for line, r in rows}
+    file_frame = pd.DataFrame(
+        {
+            "id": [r["id"] for _, r in rows],
+            "name": [r.get("name") for _, r in rows],
+            "company": [r.get("company_name") for _, r in rows],
+            "email": [(r.get("emails") or [None])[0] for _, r in rows],
+            "phone": [(r.get("phones") or [None])[0] for _, r in rows],
+            "city": [r.get("city") for _, r in rows],
+            "address": [r.get("street") for _, r in rows],
+        }
+    )
+    existing = _existing_candidates(session, run, created)
+    frame = pd.concat([file_frame, existing], ignore_index=True) if len(existing) else file_frame
+    if len(frame) < 3:
+        return
+    try:
+        result = find_duplicates(frame.astype(object).where(frame.notna(), None), id_column="id")
+    except Exception as exc:  # advisory only, see above
+        report.duplicates_note = f"duplicate check failed ({type(exc).__name__}: {exc})"
+        return
+    hints: list[DuplicateHint] = []
+    for left, right, score in result.pairs.itertuples(index=False):
+        left, right = int(left), int(right)
+        if left in created and right in created:
+            a, b = sorted((line_of[left], line_of[right]))
+            hints.append(DuplicateHint(line=b, other_line=a, score=float(score)))
+        elif left in created or right in created:
+            new, old = (left, right) if left in created else (right, left)
+            hints.append(DuplicateHint(line=line_of[new], customer_id=old, score=float(score)))
+    hints.sort(key=lambda h: (-h.score, h.line))
+    report.duplicates = hints[:MAX_ISSUES]
+
+
+def _existing_candidates(session: Session, run: _Run, created: set[int]) -> Any:
+    """Existing customers sharing a phone, an e-mail or the exact name with a new row."""
+    import pandas as pd
+
+    rows = run.created_rows or []
+    phones = {p for _, r in rows for p in (r.get("phones") or [])}
+    phones = {e for e in (cleaning.try_normalize_phone(p, region=run.region) for p in phones) if e}
+    emails = {e.strip() for _, r in rows for e in (r.get("emails") or [])}
+    emails |= {e.lower() for e in emails}
+    names = {r["name"] for _, r in rows if r.get("name")}
+    ids: set[int] = set()
+    visible = visible_customers(run.actor)
+    for values, column, owner in (
+        (phones, CustomerPhone.e164, CustomerPhone.customer_id),
+        (emails, CustomerEmail.email, CustomerEmail.customer_id),
+        (names, Customer.name, Customer.id),
+    ):
+        ordered = sorted(values)
+        for start in range(0, len(ordered), _LOOKUP_CHUNK):
+            stmt = select(owner).where(column.in_(ordered[start : start + _LOOKUP_CHUNK]))
+            ids.update(session.scalars(stmt))
+    ids -= created
+    if not ids:
+        return pd.DataFrame()
+    records = []
+    ordered_ids = sorted(ids)[:50_000]
+    for start in range(0, len(ordered_ids), _LOOKUP_CHUNK):
+        stmt = select(
+            Customer.id,
+            Customer.name,
+            Customer.company_name,
+            Customer.email,
+            Customer.phone,
+            Customer.city,
+            Customer.street,
+        ).where(
+            Customer.id.in_(ordered_ids[start : start + _LOOKUP_CHUNK]),
+            visible,
+            Customer.anonymised_at.is_(None),
+        )
+        records.extend(session.execute(stmt).all())
+    return pd.DataFrame(
+        records, columns=["id", "name", "company", "email", "phone", "city", "address"]
+    )
+
+
+# ---------------------------------------------------------------- revert
+
+
+@dataclass
+class RevertResult:
+    batch_id: int
+    removed: int
+    restored: int
+
+
+def _referencing_tables() -> list[tuple[Any, Any]]:
+    """``(table, column)`` of every foreign key to ``customers.id`` outside the customer's own
+    phones, e-mails and tags."""
+    out = []
+    for table in Base.metadata.sorted_tables:
+        if table.name in _OWNED:
+            continue
+        for fk in table.foreign_keys:
+            if fk.column.table.name == "customers" and fk.column.name == "id":
+                out.append((table, fk.parent))
+    return out
+
+
+def revert_check(session: Session, *, actor: Actor, batch_id: int) -> list[str]:
+    """Why the batch cannot be reverted (empty when it can)."""
+    require(actor, "import.run")
+    batch = session.get(ImportBatch, batch_id)
+    if batch is None:
+        raise NotFound(f"import batch {batch_id} does not exist")
+    if batch.status != "committed":
+        return [
+            f"import batch {batch_id} was reverted already ({batch.reverted_at:%Y-%m-%d %H:%M})"
+        ]
+    reasons: list[str] = []
+    rows = ImportBatchRow
+    expected = (
+        select(rows.customer_id, func.max(rows.version_after).label("version"))
+        .where(rows.batch_id == batch_id)
+        .group_by(rows.customer_id)
+        .subquery()
+    )
+    stmt = (
+        select(expected.c.customer_id, expected.c.version, Customer.version)
+        .outerjoin(Customer, Customer.id == expected.c.customer_id)
+        .where((Customer.id.is_(None)) | (Customer.version != expected.c.version))
+        .order_by(expected.c.customer_id)
+        .limit(6)
+    )
+    for cid, left, now in session.execute(stmt):
+        if now is None:
+            reasons.append(f"customer {cid} no longer exists")
+        else:
+            reasons.append(
+                f"customer {cid} was changed after the import (version {now}, the import left "
+                f"version {left})"
+            )
+    created = select(rows.customer_id).where(rows.batch_id == batch_id, rows.action == "created")
+    for table, column in _referencing_tables():
+        if table.name == "customers":
+            stmt = (
+                select(Customer.id, column)
+                .where(column.in_(created), Customer.id.not_in(created))
+                .limit(3)
+            )
+            for other, cid in session.execute(stmt):
+                reasons.append(f"customer {cid} is referenced by customer {other} made later")
+            continue
+        stmt = select(column).where(column.in_(created)).distinct().limit(3)
+        for cid in session.scalars(stmt):
+            what = table.name.replace("_", " ").rstrip("s")
+            reasons.append(f"customer {cid} has a {what} added after the import")
+    return reasons
+
+
+def revert_batch(
+    session: Session, *, actor: Actor, batch_id: int, reason: str | None = None
+) -> RevertResult:
+    """Undo an import: created customers are removed, updated ones get their prior values.
+
+    Refused with ``ConflictError`` (naming the records) when later edits make it unsafe: a
+    record changed since, or history (interactions, deals …) added to a created record.
+    """
+    reasons = revert_check(session, actor=actor, batch_id=batch_id)
+    if reasons:
+        shown = "; ".join(reasons[:5])
+        more = " …" if len(reasons) > 5 else ""
+        raise ConflictError(f"import batch {batch_id} cannot be reverted: {shown}{more}")
+    batch = session.get(ImportBatch, batch_id)
+    assert batch is not None
+    source = f"import-revert:{batch_id}"
+    rows = ImportBatchRow
+    created = set(
+        session.scalars(
+            select(rows.customer_id).where(rows.batch_id == batch_id, rows.action == "created")
+        )
+    )
+    restored = 0
+    updated = select(rows.id, rows.customer_id, rows.prior).where(
+        rows.batch_id == batch_id, rows.action == "updated"
+    )
+    for _, cid, prior in session.execute(updated.order_by(rows.id.desc())).all():
+        if cid in created:
+            continue
+        customer = session.get(Customer, cid)
+        assert customer is not None
+        before = _snapshot(customer)
+        _restore(session, customer, prior or {})
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="customer.update",
+            entity_type="customer",
+            entity_id=cid,
+            changes=audit.diff(before, _snapshot(customer)),
+            source=source,
+        )
+        restored += 1
+    ordered = sorted(created)
+    now = utcnow()
+    for start in range(0, len(ordered), 5000):
+        part = ordered[start : start + 5000]
+        session.execute(
+            update(Customer)
+            .where(Customer.id.in_(part))
+            .values(company_id=None)
+            .execution_options(synchronize_session=False)
+        )
+    for start in range(0, len(ordered), 5000):
+        part = ordered[start : start + 5000]
+        names = dict(
+            session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(part))).all()
+        )
+        session.execute(
+            insert(AuditEntry),
+            [
+                {
+                    "at": now,
+                    "actor_id": actor.id,
+                    "actor_name": actor.username,
+                    "action": "customer.delete",
+                    "entity_type": "customer",
+                    "entity_id": cid,
+                    "changes": {"name": [names.get(cid), None]},
+                    "detail": f"created by import batch {batch_id}, removed by its revert",
+                    "source": source,
+                }
+                for cid in part
+            ],
+        )
+        session.execute(
+            delete(Customer)
+            .where(Customer.id.in_(part))
+            .execution_options(synchronize_session=False)
+        )
+    session.expire_all()
+    batch = session.get(ImportBatch, batch_id)
+    assert batch is not None
+    batch.status = "reverted"
+    batch.reverted_at = now
+    batch.reverted_by_id = actor.id
+    batch.revert_reason = reason
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="import.revert",
+        entity_type="import_batch",
+        entity_id=batch_id,
+        changes={"removed": [None, len(ordered)], "restored": [None, restored]},
+        detail=reason,
+        source=source,
+    )
+    return RevertResult(batch_id=batch_id, removed=len(ordered), restored=restored)
+
+
+def _restore(session: Session, customer: Customer, prior: Mapping[str, Any]) -> None:
+    from datetime import date
+
+    columns = dict(prior.get("columns") or {})
+    if isinstance(columns.get("birthday"), str):
+        columns["birthday"] = date.fromisoformat(columns["birthday"])
+    team = columns.pop("team_id", None)
+    phones = prior.get("phones")
+    emails = prior.get("emails")
+    clean = CleanCustomer(
+        columns=columns,
+        phones=[(p[0], p[1]) for p in phones] if phones is not None else None,
+        emails=[e[0] for e in emails] if emails is not None else None,
+        tags=prior.get("tags"),
+        custom=prior.get("custom"),
+    )
+    _apply(session, customer, clean)
+    if "owner_id" in columns:
+        customer.team_id = team
+    if phones is not None:
+        for phone, (_, _, label) in zip(customer.phones, phones, strict=True):
+            phone.label = label
+    if emails is not None:
+        for email, (_, label) in zip(customer.emails, emails, strict=True):
+            email.label = label
+
+
+def list_batches(session: Session, *, actor: Actor, limit: int = 50) -> list[ImportBatch]:
+    """The latest import batches, newest first."""
+    require(actor, "import.run")
+    stmt = select(ImportBatch).order_by(ImportBatch.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def reject_rows(report: ImportReport) -> list[dict[str, str]]:
+    """The rejects file as dicts (for a face that shows them)."""
+    data = report.rejects_csv().decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(data))) if data else []
