@@ -60,7 +60,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "export.run": frozenset({A, M, S, DS, AN}),
     "dedupe.review": frozenset({A, M, DS}),
     "dedupe.merge": frozenset({A, M, DS}),
-    "reports.read": frozenset({A, M, S, AN, DS}),
+    "reports.read": frozenset({A, M, S, AN, DS, SY}),
     "users.manage": frozenset({A}),
     "settings.manage": frozenset({A, SY}),
     "audit.read": frozenset({A}),
@@ -132,6 +132,28 @@ def visible_customers(actor: Actor) -> ColumnElement[bool]:
         unowned_lead = and_(Customer.owner_id.is_(None), Customer.lifecycle_stage == Lifecycle.LEAD)
         return and_(base, or_(Customer.owner_id == actor.id, unowned_lead))
     return false()
+
+
+def visible_to_users(users: Any, customers: Any = Customer) -> ColumnElement[bool]:
+    """The SQL twin of ``visible_customers`` for a *joined* users table: true where the user
+    row ``users`` may see the customer row ``customers``. Set-based work (notifications of many
+    recipients at once) filters with it instead of one query per recipient."""
+    base = customers.merged_into_id.is_(None)
+    manager = and_(
+        users.role == M,
+        or_(
+            customers.owner_id == users.id,
+            and_(users.team_id.is_not(None), customers.team_id == users.team_id),
+        ),
+    )
+    sales = and_(
+        users.role == S,
+        or_(
+            customers.owner_id == users.id,
+            and_(customers.owner_id.is_(None), customers.lifecycle_stage == Lifecycle.LEAD),
+        ),
+    )
+    return and_(base, or_(users.role.in_(sorted(UNRESTRICTED_READERS)), manager, sales))
 
 
 def can_see(actor: Actor, customer: Customer) -> bool:
