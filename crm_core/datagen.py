@@ -25,16 +25,19 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from pathlib import Path
+from string import Formatter
 
 import numpy as np
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
+import pyarrow.compute as pc
 from faker import Faker
 from faker.providers.person.en_GB import Provider as _GbNames
 from faker.providers.person.en_US import Provider as _UsNames
@@ -367,7 +370,6 @@ _EN_PLACES = (
     ("SG", None, "Singapore", ("6",), 8, 3.0, "sg", ("Downtown Core", "Orchard", "Tampines", "Jurong East")),
 )  # fmt: skip
 _EN_COUNTRY_P = {"US": 0.45, "GB": 0.25, "AU": 0.1, "CA": 0.1, "SG": 0.1}
-_COUNTRY_CODE = {"CN": "86", "US": "1", "CA": "1", "GB": "44", "AU": "61", "SG": "65"}
 _MOBILE_HEADS = {
     "CN": tuple(str(x) for x in (*range(130, 140), 150, 151, 152, 153, 155, 156, 157, 158, 159,
                                  166, 173, 175, 176, 177, 178, *range(180, 190), 191, 198, 199)),
@@ -621,8 +623,38 @@ _CHANNELS = ("online", "direct_sales", "partner", "retail", "phone", "marketplac
 _CHANNEL_P = (0.35, 0.25, 0.12, 0.1, 0.08, 0.1)
 _METHODS = {"zh": (("alipay", 0.35), ("wechat_pay", 0.3), ("bank_transfer", 0.3), ("cash", 0.05)),
             "en": (("card", 0.5), ("bank_transfer", 0.3), ("paypal", 0.15), ("cash", 0.05))}  # fmt: skip
+_DEAL_STAGES = ("new", "qualified", "proposal", "negotiation", "won", "lost")
+_ORDER_STATUSES = ("pending", "paid", "shipped", "completed", "cancelled", "refunded")
 _LOST_REASONS = ("price", "competitor", "no_budget", "timing", "no_response", "requirements")
 _CURRENCIES = ("CNY", "USD", "GBP")
+_DIGITS = np.array([str(i) for i in range(10)], dtype=object)
+_TWO_DIGITS = np.array([f"{i:02d}" for i in range(100)], dtype=object)
+
+
+def _initial(names: np.ndarray) -> np.ndarray:
+    return np.array([x[:1] for x in names], dtype=object)
+
+
+# e-mail local parts from (first, last, two-digit birth year, digits): Chinese forms (pinyin,
+# family name first) are 0-7, English forms 8-15
+_LOCAL_PARTS: tuple[Callable[..., np.ndarray], ...] = (
+    lambda f, s, y, d: s + f,
+    lambda f, s, y, d: s + "." + f,
+    lambda f, s, y, d: s + f + y,
+    lambda f, s, y, d: f + "." + s,
+    lambda f, s, y, d: s + f + d,
+    lambda f, s, y, d: s + "_" + f,
+    lambda f, s, y, d: _initial(s) + f + d,
+    lambda f, s, y, d: f + s,
+    lambda f, s, y, d: f + "." + s,
+    lambda f, s, y, d: _initial(f) + s,
+    lambda f, s, y, d: f + _initial(s),
+    lambda f, s, y, d: f + "_" + s,
+    lambda f, s, y, d: f + s + d,
+    lambda f, s, y, d: f + "." + s + y,
+    lambda f, s, y, d: s + "." + f,
+    lambda f, s, y, d: f + "." + s + d,
+)
 _AMOUNT_MEDIAN = np.array([2000.0, 320.0, 260.0])  # per order, by currency
 _TIER_FACTOR = np.array([3.0, 1.0, 0.45])
 
@@ -679,9 +711,43 @@ def _nullable(ids: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(ids.astype(np.int64), ids == 0)
 
 
+def _text(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """An object array of ``str``/``None`` as pandas' ``str`` dtype (Arrow-backed)."""
+    return pd.array(pa.array(values, type=pa.string(), from_pandas=True), dtype=_STR)
+
+
+def _pooled(
+    pool: Sequence[str], index: np.ndarray, valid: np.ndarray | None = None
+) -> pd.api.extensions.ExtensionArray:
+    """``pool[index]`` as ``str`` dtype, built by Arrow without Python objects."""
+    mask = None if valid is None else ~valid
+    taken = pa.array(list(pool), type=pa.string()).take(pa.array(index, mask=mask))
+    return pd.array(taken, dtype=_STR)
+
+
+def _year(seconds: np.ndarray) -> np.ndarray:
+    """Calendar year (UTC) of epoch seconds."""
+    return seconds.astype("datetime64[s]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def _numbered(
+    prefix: str | np.ndarray, year: np.ndarray, ids: np.ndarray, width: int
+) -> pd.api.extensions.ExtensionArray:
+    """Document numbers such as ``SO-2025-0001234`` (prefix, year, zero-padded id)."""
+    text = np.dtypes.StringDType()
+    head = np.strings.add(np.asarray(prefix).astype(text), year.astype(text))
+    number = np.strings.add(np.strings.add(head, "-"), np.strings.zfill(ids.astype(text), width))
+    return pd.array(pa.array(number.astype(object), type=pa.string()), dtype=_STR)
+
+
 def _frame(name: str, data: dict[str, object]) -> pd.DataFrame:
-    frame = pd.DataFrame({c: data[c] for c in COLUMNS[name]})
-    return frame.astype(_DTYPES[name])
+    columns = {}
+    for column in COLUMNS[name]:
+        value = data[column]
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            value = _text(value)
+        columns[column] = value
+    return pd.DataFrame(columns).astype(_DTYPES[name])
 
 
 def _empty(name: str) -> pd.DataFrame:
@@ -690,11 +756,6 @@ def _empty(name: str) -> pd.DataFrame:
 
 def _money(x: np.ndarray) -> np.ndarray:
     return np.round(x, 2)
-
-
-def _sort_and_number(order_key: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
-    """Permutation that orders rows by time (ids then grow with time)."""
-    return np.lexsort((tiebreak, order_key))
 
 
 def _typo(rnd: random.Random, text: str) -> str:
@@ -725,6 +786,18 @@ def _s2t() -> Callable[[str], str]:
     return OpenCC("s2t").convert
 
 
+@lru_cache(maxsize=50_000)
+def _traditional(text: str) -> str:
+    """Traditional-character form of a simplified Chinese text."""
+    return _s2t()(text)
+
+
+def _ascii_key(names: np.ndarray) -> np.ndarray:
+    """Lower-case letters and digits only (for e-mail local parts)."""
+    series = pd.Series(names, dtype="str").str.lower()
+    return series.str.replace(r"[^a-z0-9]", "", regex=True).to_numpy(dtype=object)
+
+
 def _pinyin(text: str, *, surname: bool = False) -> list[str]:
     if surname and text in _CN_SURNAME_PINYIN:
         return [_CN_SURNAME_PINYIN[text]]
@@ -747,130 +820,179 @@ _PHONE_STYLES: dict[str, tuple[tuple[str, float], ...]] = {
              ("+1{n}", 0.1), ("+1 {0}.{1}.{2}", 0.1)),
     "GB_land": (("+44 {0} {1} {2}", 0.5), ("+44 (0){0} {1} {2}", 0.3), ("+44{n}", 0.1),
                 ("0044 {0} {1} {2}", 0.1)),
-    "GB_mobile": (("+44 {0} {1}", 0.45), ("+44 (0){0} {1}", 0.2), ("+44{n}", 0.15),
-                  ("+44 {0} {1}", 0.2)),
+    "GB_mobile": (("+44 {0} {1}{2}", 0.45), ("+44 (0){0} {1} {2}", 0.2), ("+44{n}", 0.15),
+                  ("+44 {0} {1} {2}", 0.2)),
     "AU_land": (("+61 {0} {1} {2}", 0.6), ("+61 (0){0} {1} {2}", 0.3), ("+61{n}", 0.1)),
     "AU_mobile": (("+61 {0} {1} {2}", 0.6), ("+61 (0){0} {1} {2}", 0.2), ("+61{n}", 0.2)),
     "SG": (("+65 {0} {1}", 0.6), ("+65{n}", 0.2), ("(+65) {0} {1}", 0.1), ("+65-{0}-{1}", 0.1)),
 }  # fmt: skip
-_LAYOUTS = tuple(_PHONE_STYLES)
+# Phone numbers are kept as national significant numbers (int64, 0 = none) and written out at
+# the end in one of the styles of their "shape" (country, mobile or landline, area code length).
+# shape -> style family and the slices that cut the digits into groups {0}, {1}, {2}
+_SHAPES: dict[str, tuple[str, tuple[tuple[int, int | None], ...]]] = {
+    "CN_mobile": ("CN_mobile", ((0, 3), (3, 7), (7, None))),
+    "CN_land2": ("CN_land", ((0, 2), (2, None))),
+    "CN_land3": ("CN_land", ((0, 3), (3, None))),
+    "NANP": ("NANP", ((0, 3), (3, 6), (6, None))),
+    "GB_land2": ("GB_land", ((0, 2), (2, 6), (6, None))),
+    "GB_land3": ("GB_land", ((0, 3), (3, 6), (6, None))),
+    "GB_mobile": ("GB_mobile", ((0, 4), (4, 7), (7, None))),
+    "AU_land": ("AU_land", ((0, 1), (1, 5), (5, None))),
+    "AU_mobile": ("AU_mobile", ((0, 3), (3, 6), (6, None))),
+    "SG": ("SG", ((0, 4), (4, None))),
+}
 _NANP = ("US", "CA")
+_COUNTRY_CODE = {"CN": 86, "US": 1, "CA": 1, "GB": 44, "AU": 61, "SG": 65}
 
 
-def _layout(country: str, nsn: str) -> str:
+def _shape(country: str, digits: int, lead: int) -> str:
+    """Shape of a number from its country, digit count and leading digit."""
     if country == "CN":
-        return "CN_mobile" if len(nsn) == 11 and nsn[0] == "1" else "CN_land"
+        if digits == 11 and lead == 1:
+            return "CN_mobile"
+        return "CN_land2" if lead in (1, 2) else "CN_land3"
     if country in _NANP:
         return "NANP"
     if country == "GB":
-        return "GB_mobile" if nsn[0] == "7" else "GB_land"
+        return "GB_mobile" if lead == 7 else "GB_land2" if lead == 2 else "GB_land3"
     if country == "AU":
-        return "AU_mobile" if nsn[0] == "4" else "AU_land"
+        return "AU_mobile" if lead == 4 else "AU_land"
     return "SG"
 
 
-def _phone_groups(layout: str, n: str) -> tuple[str, ...]:
-    if layout == "CN_mobile":
-        return n[:3], n[3:7], n[7:]
-    if layout == "CN_land":
-        k = 2 if n[0] in "12" else 3
-        return n[:k], n[k:]
-    if layout == "NANP":
-        return n[:3], n[3:6], n[6:]
-    if layout == "GB_land":
-        k = 2 if n[0] == "2" else 3
-        return n[:k], n[k : k + 4] if k == 2 else n[k : k + 3], n[k + 4 :] if k == 2 else n[k + 3 :]
-    if layout == "GB_mobile":
-        return n[:4], n[4:]
-    if layout == "AU_land":
-        return n[:1], n[1:5], n[5:]
-    if layout == "AU_mobile":
-        return n[:3], n[3:6], n[6:]
-    return n[:4], n[4:]
-
-
-def _render_phone(country: str, nsn: str, style: int) -> str:
-    layout = _layout(country, nsn)
-    styles = _PHONE_STYLES[layout]
-    return styles[style % len(styles)][0].format(*_phone_groups(layout, nsn), n=nsn)
+def _shape_of(country: str, nsn: int) -> str:
+    text = str(nsn)
+    return _shape(country, len(text), int(text[0]))
 
 
 @cache
-def _prefixes(country: str, head: str, total: int, prefix_len: int) -> tuple[str, ...]:
-    """Prefixes of ``prefix_len`` digits extending ``head`` that give valid numbers.
-
-    Each candidate is checked with several random tails; the pools do not depend on the seed.
-    """
-    check = np.random.default_rng(20240601)
-    region = "US" if country in _NANP else country
-    cc = int(_COUNTRY_CODE[country])
-    span = prefix_len - len(head)
-    found = []
-    for k in range(10**span):
-        prefix = head + str(k).zfill(span) if span else head
-        if country in _NANP and prefix[3] in "01":
-            continue
-        ok = True
-        for _ in range(6):
-            tail = "".join(map(str, check.integers(0, 10, total - prefix_len)))
-            number = phonenumbers.PhoneNumber(country_code=cc, national_number=int(prefix + tail))
-            if not phonenumbers.is_valid_number_for_region(number, region) and not (
-                country in _NANP and phonenumbers.is_valid_number(number)
-            ):
-                ok = False
-                break
-        if ok:
-            found.append(prefix)
-    if not found:
-        raise ValueError(f"no valid phone prefix for {country} {head}")
-    return tuple(found)
+def _style_thresholds(family: str) -> tuple[float, ...]:
+    weights = np.cumsum([w for _, w in _PHONE_STYLES[family]])
+    return tuple((weights / weights[-1]).tolist())
 
 
-def _numbers(rng: np.random.Generator, heads: list[tuple[str, str, int, int]]) -> np.ndarray:
-    """National significant numbers, one per (country, head, total length, prefix length)."""
-    out = np.empty(len(heads), dtype=object)
-    keys: dict[tuple[str, str, int, int], list[int]] = {}
-    for i, key in enumerate(heads):
-        keys.setdefault(key, []).append(i)
-    for key in sorted(keys):
-        rows = np.array(keys[key])
-        pool = np.array(_prefixes(*key), dtype=object)
-        width = key[2] - key[3]
-        tails = rng.integers(0, 10**width, len(rows))
-        picks = pool[rng.integers(0, len(pool), len(rows))]
-        out[rows] = [p + str(t).zfill(width) for p, t in zip(picks, tails.tolist(), strict=True)]
+def _style_index(shape: str, draw: int) -> int:
+    """Index of the style that a draw in 0-999 picks, following the style weights."""
+    family = _SHAPES[shape][0]
+    style = bisect_right(_style_thresholds(family), draw / 1000)
+    return min(style, len(_PHONE_STYLES[family]) - 1)
+
+
+def _restyle(rnd: random.Random, country: str, nsn: int, draw: int) -> int:
+    """A style draw that writes ``nsn`` differently from ``draw``."""
+    shape = _shape_of(country, nsn)
+    current = _style_index(shape, draw)
+    for _ in range(20):
+        new = rnd.randrange(1000)
+        if _style_index(shape, new) != current:
+            return new
+    return draw
+
+
+def _render_phones(country: np.ndarray, nsn: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    """Numbers written the way people write them (object array, ``None`` where no number)."""
+    out = np.full(len(nsn), None, dtype=object)
+    rows = np.flatnonzero(nsn > 0)
+    if not len(rows):
+        return out
+    number = nsn[rows]
+    digits = np.ones(len(rows), dtype=np.int64)
+    for k in range(1, 15):
+        digits += number >= 10**k
+    lead = number // 10 ** (digits - 1)
+    combo = pd.DataFrame({"country": country[rows], "digits": digits, "lead": lead})
+    codes, combos = pd.factorize(pd.MultiIndex.from_frame(combo))
+    shapes = np.array([_shape(co, int(d), int(ld)) for co, d, ld in combos], dtype=object)[codes]
+    text = number.astype(np.dtypes.StringDType())
+    draws = draw[rows]
+    for shape in sorted(set(shapes.tolist())):
+        family, bounds = _SHAPES[shape]
+        in_shape = np.flatnonzero(shapes == shape)
+        style = np.minimum(
+            np.searchsorted(_style_thresholds(family), draws[in_shape] / 1000, side="right"),
+            len(_PHONE_STYLES[family]) - 1,
+        )
+        for s in np.unique(style).tolist():
+            sub = in_shape[style == s]
+            parts = text[sub]
+            written = np.zeros(len(sub), dtype=np.dtypes.StringDType())
+            for literal, field, _, _ in Formatter().parse(_PHONE_STYLES[family][s][0]):
+                if literal:
+                    written = np.strings.add(written, literal)
+                if field == "n":
+                    written = np.strings.add(written, parts)
+                elif field is not None:
+                    start, stop = bounds[int(field)]
+                    written = np.strings.add(written, np.strings.slice(parts, start, stop))
+            out[rows[sub]] = written.astype(object)
     return out
 
 
-def _mobile_head(country: str, rng: np.random.Generator, city: int) -> tuple[str, str, int, int]:
+@cache
+def _head_options(country: str, city: int, land: bool) -> tuple[tuple[str, int], ...]:
+    """Ways to draw a number: (leading digits, total digits)."""
     if country == "CN":
-        heads = _MOBILE_HEADS["CN"]
-        return ("CN", heads[int(rng.integers(len(heads)))], 11, 4)
-    if country in _NANP:
-        area = _EN_PLACES[city][3]
-        return (country, area[int(rng.integers(len(area)))], 10, 5)
-    if country == "GB":
-        return ("GB", _MOBILE_HEADS["GB"][int(rng.integers(5))], 10, 4)
-    if country == "AU":
-        return ("AU", _MOBILE_HEADS["AU"][int(rng.integers(9))], 9, 3)
-    return ("SG", _MOBILE_HEADS["SG"][int(rng.integers(2))], 8, 3)
+        if land:
+            area = _CN_PLACES[city][2]
+            total = len(area) + (7 if area in _CN_SEVEN_DIGIT_AREAS else 8)
+            return tuple((area + d, total) for d in "2345678")
+        return tuple((h, 11) for h in _MOBILE_HEADS["CN"])
+    areas = _EN_PLACES[city][3]
+    if country in _NANP:  # area code, then an exchange that does not start with 0 or 1
+        return tuple((a + d, 10) for a in areas for d in "23456789")
+    total = {"GB": 10, "AU": 9, "SG": 8}[country]
+    heads = areas if land else _MOBILE_HEADS[country]
+    return tuple((h, total) for h in heads)
 
 
-def _land_head(country: str, rng: np.random.Generator, city: int) -> tuple[str, str, int, int]:
-    if country == "CN":
-        area = _CN_PLACES[city][2]
-        first = str(int(rng.integers(2, 9)))
-        local = 7 if area in _CN_SEVEN_DIGIT_AREAS else 8
-        return ("CN", area + first, len(area) + local, len(area) + 2)
-    if country in _NANP:
-        return _mobile_head(country, rng, city)
-    area = _EN_PLACES[city][3]
-    head = area[int(rng.integers(len(area)))]
-    if country == "GB":
-        return ("GB", head, 10, len(head) + 2 if len(head) == 2 else len(head) + 1)
-    if country == "AU":
-        return ("AU", head, 9, 4)
-    return ("SG", head, 8, 3)
+@cache
+def _number_patterns(country: str) -> tuple[str, str]:
+    """Regular expressions of libphonenumber for any number and for fixed or mobile lines."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(country)
+    lines = "|".join(
+        f"(?:{d.national_number_pattern})"
+        for d in (meta.fixed_line, meta.mobile)
+        if d is not None and d.national_number_pattern
+    )
+    return f"^(?:{meta.general_desc.national_number_pattern})$", f"^(?:{lines})$"
+
+
+def _valid_numbers(country: np.ndarray, nsn: np.ndarray) -> np.ndarray:
+    """Which numbers are valid fixed or mobile lines of their country (as ``phonenumbers``)."""
+    ok = np.zeros(len(nsn), dtype=bool)
+    for code in np.unique(country).tolist():
+        rows = np.flatnonzero(country == code)
+        digits = pa.array(nsn[rows].astype(str))
+        general, lines = _number_patterns(code)
+        ok[rows] = np.asarray(
+            pc.and_(
+                pc.match_substring_regex(digits, general), pc.match_substring_regex(digits, lines)
+            )
+        )
+    return ok
+
+
+def _draw_numbers(
+    rng: np.random.Generator, country: np.ndarray, city: np.ndarray, land: np.ndarray
+) -> np.ndarray:
+    """Valid national significant numbers (int64) for each row's country and city."""
+    out = np.zeros(len(country), dtype=np.int64)
+    todo = np.arange(len(country))
+    for _ in range(100):
+        if not len(todo):
+            return out
+        key = (country[todo] == "CN") * 10_000 + city[todo] * 2 + land[todo]
+        for group in np.unique(key).tolist():
+            rows = todo[key == group]
+            first = rows[0]
+            options = _head_options(str(country[first]), int(city[first]), bool(land[first]))
+            pick = rng.integers(0, len(options), len(rows))
+            for o, (head, total) in enumerate(options):
+                sub = rows[pick == o]
+                width = total - len(head)
+                out[sub] = int(head) * 10**width + rng.integers(0, 10**width, len(sub))
+        todo = todo[~_valid_numbers(country[todo], out[todo])]
+    raise RuntimeError("could not draw valid phone numbers")
 
 
 # --------------------------------------------------------------------------------------------
@@ -941,9 +1063,11 @@ class _Builder:
         ]
         self.cn_given_p = weights / weights.sum()
         self.cn_surname_py = np.array(
-            [" ".join(_pinyin(s, surname=True)) for s in self.cn_surnames], dtype=object
+            ["".join(_pinyin(s, surname=True)).title() for s in self.cn_surnames], dtype=object
         )
-        self.cn_given_py = np.array(["".join(_pinyin(g)) for g in self.cn_given], dtype=object)
+        self.cn_given_py = np.array(
+            ["".join(_pinyin(g)).title() for g in self.cn_given], dtype=object
+        )
         # English names
         self.us_first = np.array(
             [*_UsNames.first_names_male, *_UsNames.first_names_female], dtype=object
@@ -982,11 +1106,12 @@ class _Builder:
                 else f"{last} and Sons"
             )
         self.en_brands = np.array(list(dict.fromkeys(brands)), dtype=object)
-        self.cn_brand_py = {b: "".join(_pinyin(b)) for b in _CN_BRANDS}
+        self.cn_brand_py = np.array(["".join(_pinyin(b)) for b in _CN_BRANDS], dtype=object)
 
     # ---- users ---------------------------------------------------------------------------
 
     def users(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Teams and staff: an admin, a manager per sales team, sales, support and others."""
         rng = self.rng["users"]
         n_sales = int(rng.integers(6, 11))
         n_teams = 2 if n_sales < 8 else 3
@@ -994,45 +1119,38 @@ class _Builder:
         if n_teams == 2:
             team_names = ["中国区销售部", "International Sales"]
         teams = pd.DataFrame({"id": np.arange(1, n_teams + 1), "name": team_names})
-        intl_team = n_teams
-        roles = ["admin", "manager", "manager"]
-        team_of = [0, 1, intl_team]
-        sales_team = [
-            intl_team if i % 3 == 2 else 1 + (i % 3) % (n_teams - 1) for i in range(n_sales)
-        ]
-        roles += ["sales"] * n_sales + ["support", "support", "data_steward", "analyst"]
-        team_of += sales_team + [0, 0, 0, 0]
+        intl = n_teams
+        sales_team = [intl if i % 3 == 2 else 1 + i % (n_teams - 1) for i in range(n_sales)]
+        roles = ["admin"] + ["manager"] * n_teams + ["sales"] * n_sales
+        roles += ["support", "support", "data_steward", "analyst"]
+        team_of = [0, *range(1, n_teams + 1), *sales_team, 0, 0, 0, 0]
         locales = [
-            "en_GB" if t == intl_team and i % 2 else "en_US" if t == intl_team else "zh_CN"
-            for i, t in enumerate(team_of)
+            ("en_GB" if i % 2 else "en_US") if t == intl else "zh_CN" for i, t in enumerate(team_of)
         ]
         locales[0] = "en_US"
-        locales[-2:] = ["zh_CN", "en_GB"]
-        usernames: list[str] = []
-        display: list[str] = []
-        for i, loc in enumerate(locales):
-            if i == 0:
-                usernames.append("admin")
-                display.append("Administrator")
-                continue
+        locales[-4:] = ["zh_CN", "en_US", "zh_CN", "en_GB"]
+        usernames: list[str] = ["admin"]
+        display: list[str] = ["Administrator"]
+        for loc in locales[1:]:
             while True:
                 if loc == "zh_CN":
                     s = self.cn_surnames[_choice(rng, 1, self.cn_surname_p)[0]]
                     g = self.cn_given[_choice(rng, 1, self.cn_given_p)[0]]
                     name = s + g
-                    user = ".".join(
-                        ["".join(_pinyin(g)), "".join(_pinyin(s, surname=True))]
-                    ).lower()
+                    user = f"{''.join(_pinyin(g))}.{''.join(_pinyin(s, surname=True))}"
+                elif loc == "en_GB":
+                    first = self.gb_first[rng.integers(0, len(self.gb_first))]
+                    last = self.gb_last[_choice(rng, 1, self.gb_last_p)[0]]
+                    name, user = f"{first} {last}", f"{first}.{last}"
                 else:
                     first = self.us_first[_choice(rng, 1, self.us_first_p)[0]]
                     last = self.us_last[_choice(rng, 1, self.us_last_p)[0]]
-                    name = f"{first} {last}"
-                    user = f"{first}.{last}".lower().replace("'", "")
+                    name, user = f"{first} {last}", f"{first}.{last}"
+                user = "".join(ch for ch in user.lower() if ch.isalnum() or ch == ".")
                 if user not in usernames:
                     break
             usernames.append(user)
             display.append(name)
-        self.n_teams = n_teams
         ids = np.arange(1, len(roles) + 1)
         users = pd.DataFrame(
             {
@@ -1045,12 +1163,13 @@ class _Builder:
                 "locale": locales,
             }
         )
-        role = np.array(roles)
-        team = np.array(team_of)
-        self.sales_by_team = {t: ids[(role == "sales") & (team == t)] for t in range(1, 4)}
-        self.intl_team = intl_team
+        role, team = np.array(roles), np.array(team_of)
+        self.n_teams = n_teams
+        self.intl_team = intl
+        self.sales_by_team = {
+            t: ids[(role == "sales") & (team == t)] for t in range(1, n_teams + 1)
+        }
         self.support_ids = ids[role == "support"]
-        self.sales_ids = ids[role == "sales"]
         return teams.astype(_DTYPES["teams"]), users.astype(_DTYPES["users"])
 
     # ---- customers: originals --------------------------------------------------------------
@@ -1133,6 +1252,7 @@ class _Builder:
         last_ascii[en] = last[en]
         c["first"], c["last"] = first, last
         c["first_ascii"], c["last_ascii"] = first_ascii, last_ascii
+        c["first_key"], c["last_key"] = _ascii_key(first_ascii), _ascii_key(last_ascii)
         name = np.empty(n, dtype=object)
         name[cn] = last[cn] + first[cn]
         name[en] = first[en] + " " + last[en]
@@ -1152,14 +1272,15 @@ class _Builder:
         slugs = np.empty(n, dtype=object)
         suffixes = np.empty(n, dtype=object)
         cn = np.flatnonzero(country == "CN")
-        brands = np.array(_CN_BRANDS, dtype=object)[rng.integers(0, len(_CN_BRANDS), len(cn))]
+        brand_ix = rng.integers(0, len(_CN_BRANDS), len(cn))
+        brands = np.array(_CN_BRANDS, dtype=object)[brand_ix]
         words = np.array([i[1] for i in _INDUSTRIES], dtype=object)[industry[cn]]
         sfx = _pick(rng, _CN_SUFFIXES, len(cn))
         city_short = np.array([p[1].removesuffix("市") for p in _CN_PLACES], dtype=object)
         with_city = rng.random(len(cn)) < 0.75
         prefix = np.where(with_city, city_short[city[cn]], "")
         names[cn] = prefix + brands + words + sfx
-        slugs[cn] = [self.cn_brand_py[b] for b in brands]
+        slugs[cn] = self.cn_brand_py[brand_ix]
         suffixes[cn] = sfx
         for code, options in _EN_SUFFIXES.items():
             rows = np.flatnonzero(country == code)
@@ -1170,10 +1291,7 @@ class _Builder:
             word = np.where(rng.random(len(rows)) < 0.75, " " + word, "")
             sfx = _pick(rng, options, len(rows))
             names[rows] = brand + word + " " + sfx
-            slugs[rows] = [
-                "".join(ch for ch in (b + w).lower() if ch.isalnum())
-                for b, w in zip(brand, word, strict=True)
-            ]
+            slugs[rows] = _ascii_key(brand + word)
             suffixes[rows] = sfx
         return names, slugs, suffixes
 
@@ -1404,195 +1522,123 @@ class _Builder:
         city = c["city_ix"]
         is_company = c["kind"] == "company"
         land = np.where(is_company, rng.random(n) < 0.8, rng.random(n) < 0.06)
-        heads = [
-            (_land_head if ld else _mobile_head)(co, rng, ci)
-            for co, ci, ld in zip(country, city.tolist(), land.tolist(), strict=True)
-        ]
-        nsn = _numbers(rng, heads)
+        nsn = _draw_numbers(rng, country, city, land)
         has = rng.random(n) >= np.where(c["is_cn"], 0.04, 0.07)
         # second phone: an office line for people at a company, else a second mobile
-        second = rng.random(n) < np.where(c["employed"], 0.22, 0.05)
-        heads2 = [
-            (_land_head if c["employed"][i] else _mobile_head)(country[i], rng, city[i])
-            for i in np.flatnonzero(second).tolist()
-        ]
-        nsn2 = np.full(n, None, dtype=object)
-        nsn2[second] = _numbers(rng, heads2)
-        c["phone_nsn"], c["phone2_nsn"] = np.where(has, nsn, None), nsn2
+        second = np.flatnonzero(rng.random(n) < np.where(c["employed"], 0.22, 0.05))
+        nsn2 = np.zeros(n, dtype=np.int64)
+        nsn2[second] = _draw_numbers(rng, country[second], city[second], c["employed"][second])
+        c["phone_nsn"], c["phone2_nsn"] = np.where(has, nsn, 0), nsn2
         c["phone_style"] = rng.integers(0, 1_000, n)
         c["phone2_style"] = rng.integers(0, 1_000, n)
-        self._unique_phones(c, rng, np.arange(n), np.arange(n))
 
-    def _style(self, country: str, nsn: str, seed: int) -> int:
-        styles = _PHONE_STYLES[_layout(country, nsn)]
-        w = np.cumsum([s[1] for s in styles])
-        return int(np.searchsorted(w / w[-1], (seed % 1000) / 1000, side="right"))
-
-    def _unique_phones(
-        self,
-        c: dict[str, np.ndarray],
-        rng: np.random.Generator,
-        rows: np.ndarray,
-        cluster: np.ndarray,
-    ) -> None:
-        """Give a new number to rows whose number is used by a different cluster."""
+    def unique_phones(self, c: dict[str, np.ndarray], cluster: np.ndarray) -> None:
+        """Give a new mobile number to rows whose number a different cluster already uses."""
+        rng = self.rng["phones"]
+        cc = pd.Series(c["country"]).map(_COUNTRY_CODE).to_numpy(dtype=np.int64)
         for _ in range(10):
-            key = pd.Series(
-                [
-                    f"{_COUNTRY_CODE[co]}{x}" if x is not None else None
-                    for co, x in zip(c["country"][rows], c["phone_nsn"][rows], strict=True)
-                ]
-            )
-            frame = pd.DataFrame({"key": key, "cluster": cluster}).dropna()
-            first = frame.groupby("key")["cluster"].transform("first")
-            clash = frame.index[(frame["cluster"] != first).to_numpy()].to_numpy()
+            nsn = c["phone_nsn"]
+            key = np.where(nsn > 0, cc * 10**13 + nsn, -1)
+            clash = _clashes(key, cluster)
             if not len(clash):
                 return
-            target = rows[clash]
-            heads = [
-                _mobile_head(c["country"][i], rng, int(c["city_ix"][i])) for i in target.tolist()
-            ]
-            c["phone_nsn"][target] = _numbers(rng, heads)
-
-    def render_phones(self, c: dict[str, np.ndarray]) -> None:
-        for field in ("phone", "phone2"):
-            nsn = c[f"{field}_nsn"]
-            style = c[f"{field}_style"]
-            c[field] = np.array(
-                [
-                    None if x is None else _render_phone(co, x, self._style(co, x, int(s)))
-                    for co, x, s in zip(c["country"], nsn, style.tolist(), strict=True)
-                ],
-                dtype=object,
+            c["phone_nsn"][clash] = _draw_numbers(
+                rng, c["country"][clash], c["city_ix"][clash], np.zeros(len(clash), dtype=bool)
             )
 
     def _emails(self, c: dict[str, np.ndarray], n: int) -> None:
         rng = self.rng["emails"]
-        c["email"] = self._email_addresses(rng, c, np.arange(n))
+        email = self._email_addresses(rng, c, np.arange(n))
         has = rng.random(n) >= np.where(c["is_cn"], 0.15, 0.08)
-        c["email"] = np.where(has, c["email"], None)
+        c["email"] = np.where(has, email, None)
 
+    @staticmethod
     def _email_addresses(
-        self, rng: np.random.Generator, c: dict[str, np.ndarray], rows: np.ndarray
+        rng: np.random.Generator, c: dict[str, np.ndarray], rows: np.ndarray
     ) -> np.ndarray:
         """One plausible address per row (personal, work or generic company mailbox)."""
         k = len(rows)
         country = c["country"][rows]
-        first = np.array(
-            [f.lower().replace(" ", "").replace("'", "") for f in c["first_ascii"][rows]],
-            dtype=object,
-        )
-        last = np.array(
-            [s.lower().replace(" ", "").replace("'", "") for s in c["last_ascii"][rows]],
-            dtype=object,
-        )
         is_cn = country == "CN"
-        year = (1970 + (c["birthday"][rows] / 365.25)).astype(np.int64) % 100
-        digits = rng.integers(1, 1000, k)
-        pattern = rng.integers(0, 8, k)
+        f, s = c["first_key"][rows], c["last_key"][rows]
+        yy = _TWO_DIGITS[(1970 + c["birthday"][rows] / 365.25).astype(np.int64) % 100]
+        d = _TWO_DIGITS[rng.integers(0, 100, k)] + np.where(
+            rng.random(k) < 0.5, _DIGITS[rng.integers(0, 10, k)], ""
+        )
+        pattern = rng.integers(0, 8, k) + np.where(is_cn, 0, 8)
+        local = np.empty(k, dtype=object)
+        for p in np.unique(pattern).tolist():
+            m = np.flatnonzero(pattern == p)
+            local[m] = _LOCAL_PARTS[p](f[m], s[m], yy[m], d[m])
         free = np.empty(k, dtype=object)
+        tld = np.empty(k, dtype=object)
         for code, options in _FREE_MAIL.items():
             m = country == code
             free[m] = _pick(rng, options, int(m.sum()))
-        tld_u = rng.random(k)
+            tld[m] = np.array(_WORK_TLD[code], dtype=object)[
+                rng.integers(0, len(_WORK_TLD[code]), int(m.sum()))
+            ]
         slug = c["company_slug"][rows]
-        work_domain = [
-            f"{s}{_WORK_TLD[co][int(u * len(_WORK_TLD[co]))]}"
-            for s, co, u in zip(slug, country, tld_u.tolist(), strict=True)
-        ]
         is_company = c["kind"][rows] == "company"
         use_work = np.where(
             is_company, rng.random(k) < 0.85, c["employed"][rows] & (rng.random(k) < 0.45)
         )
-        qq = rng.integers(10_000, 3_999_999_999, k)
+        qq = is_cn & ~use_work & (free == "qq.com") & (pattern % 8 < 5)
+        local[qq] = rng.integers(10_000, 3_999_999_999, int(qq.sum())).astype(str).astype(object)
+        work = np.flatnonzero(use_work & (pattern % 8 >= 4))  # work addresses stay short
+        for p, rows_p in ((8, work[pattern[work] % 2 == 1]), (9, work[pattern[work] % 2 == 0])):
+            local[rows_p] = _LOCAL_PARTS[p](f[rows_p], s[rows_p], yy[rows_p], d[rows_p])
         boxes = np.array(["info", "sales", "contact", "service", "hello", "office"], dtype=object)
         box = boxes[rng.integers(0, len(boxes), k)]
-        out = np.empty(k, dtype=object)
-        for i in range(k):
-            f, s, p, d = first[i], last[i], pattern[i], digits[i]
-            if is_company[i]:
-                out[i] = f"{box[i]}@{work_domain[i]}" if use_work[i] else f"{slug[i]}{d}@{free[i]}"
-                continue
-            if is_cn[i]:
-                local = (
-                    f"{s}{f}",
-                    f"{s}.{f}",
-                    f"{s}{f}{year[i]:02d}",
-                    f"{f}.{s}",
-                    f"{s}{f}{d}",
-                    f"{s}_{f}",
-                    f"{s[0]}{f}{d}",
-                    f"{f}{s}",
-                )[p]
-                domain = work_domain[i] if use_work[i] else free[i]
-                if not use_work[i] and domain == "qq.com" and p < 5:
-                    local = str(qq[i])
-            else:
-                local = (
-                    f"{f}.{s}",
-                    f"{f[0]}{s}",
-                    f"{f}{s[0]}",
-                    f"{f}_{s}",
-                    f"{f}{s}{d}",
-                    f"{f}.{s}{year[i]:02d}",
-                    f"{s}.{f}",
-                    f"{f}.{s}{d}",
-                )[p]
-                domain = work_domain[i] if use_work[i] else free[i]
-            if use_work[i] and p >= 4:
-                local = f"{f}.{s}" if p % 2 else f"{f[0]}{s}"
-            out[i] = f"{local}@{domain}"
-        return out
+        local = np.where(is_company, np.where(use_work, box, slug + d), local)
+        return local + "@" + np.where(use_work, slug + tld, free)
 
     def unique_emails(self, email: np.ndarray, cluster: np.ndarray) -> np.ndarray:
         """Add digits to addresses that a different cluster already uses."""
         rng = self.rng["emails"]
         email = email.copy()
         for _ in range(10):
-            key = pd.Series(email, dtype=object).map(_email_key, na_action="ignore")
-            frame = pd.DataFrame({"key": key, "cluster": cluster}).dropna()
-            first = frame.groupby("key")["cluster"].transform("first")
-            clash = frame.index[(frame["cluster"] != first).to_numpy()].to_numpy()
+            clash = _clashes(_email_keys(email), cluster)
             if not len(clash):
                 break
             extra = rng.integers(2, 10_000, len(clash))
             for i, x in zip(clash.tolist(), extra.tolist(), strict=True):
                 local, _, domain = email[i].rpartition("@")
-                email[i] = f"{local}{x}@{domain}"
+                name, plus, tag = local.partition("+")
+                email[i] = f"{name}{x}{plus}{tag}@{domain}"
         return email
 
 
-def _email_key(email: str) -> str:
-    """Identity of an address: lower case, no plus tag, no dots in the local part."""
-    local, _, domain = email.lower().strip().rpartition("@")
-    return f"{local.split('+')[0].replace('.', '')}@{domain}"
+def _email_keys(email: np.ndarray) -> np.ndarray:
+    """Identity of each address (lower case, no plus tag, no dots in the local part) as codes."""
+    low = pc.utf8_lower(pa.array(email, type=pa.string(), from_pandas=True))
+    local = pc.replace_substring_regex(low, r"@[^@]*$", "")
+    domain = pc.replace_substring_regex(low, r"^.*@", "")
+    local = pc.replace_substring(pc.replace_substring_regex(local, r"\+.*$", ""), ".", "")
+    key = pc.binary_join_element_wise(local, domain, "@")
+    return pc.dictionary_encode(key).indices.to_numpy(zero_copy_only=False)
+
+
+def _clashes(key: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Rows whose key (NaN or negative: none) first appeared in a different cluster."""
+    key = np.asarray(key, dtype=float)
+    rows = np.flatnonzero(~np.isnan(key) & (key >= 0))
+    codes, _ = pd.factorize(key[rows])
+    _, first = np.unique(codes, return_index=True)
+    return rows[cluster[rows] != cluster[rows][first][codes]]
 
 
 # --------------------------------------------------------------------------------------------
 # Planted duplicates
 # --------------------------------------------------------------------------------------------
 
-_PROFILE = (
-    "name",
-    "company",
-    "position",
-    "phone_nsn",
-    "phone_style",
-    "phone2_nsn",
-    "email",
-    "province",
-    "city",
-    "district",
-    "street",
-    "postcode",
-    "birthday_known",
-)
+_PROFILE = ("name", "company", "position", "phone_nsn", "phone2_nsn", "email", "province", "city",
+            "district", "street", "postcode", "birthday_known")  # fmt: skip
 
 
-def _vary_cn_name(rnd: random.Random, c: dict[str, np.ndarray], s: int, strong: bool) -> str:
-    last, first, name = c["last"][s], c["first"][s], c["name"][s]
-    sur = c["last_ascii"][s].replace(" ", "").title()
-    giv = c["first_ascii"][s].title()
+def _vary_cn_name(rnd: random.Random, o: dict[str, list], j: int, strong: bool) -> str:
+    last, first, name = o["last"][j], o["first"][j], o["name"][j]
+    sur, giv = o["last_ascii"][j], o["first_ascii"][j]
     options = ["homophone", "space", "traditional"]
     if strong:
         options += ["pinyin", "pinyin", "title", "both"]
@@ -1608,7 +1654,7 @@ def _vary_cn_name(rnd: random.Random, c: dict[str, np.ndarray], s: int, strong: 
         if op == "space":
             return f"{last} {first}"
         if op == "traditional":
-            out = _s2t()(name)
+            out = _traditional(name)
             if out != name:
                 return out
         if op == "homophone":
@@ -1620,8 +1666,8 @@ def _vary_cn_name(rnd: random.Random, c: dict[str, np.ndarray], s: int, strong: 
     return f"{last} {first}"
 
 
-def _vary_en_name(rnd: random.Random, c: dict[str, np.ndarray], s: int, strong: bool) -> str:
-    first, last = c["first"][s], c["last"][s]
+def _vary_en_name(rnd: random.Random, o: dict[str, list], j: int, strong: bool) -> str:
+    first, last = o["first"][j], o["last"][j]
     op = rnd.choices(
         ("typo", "swap", "nick", "case", "middle", "initial"),
         weights=(0.3, 0.2, 0.25, 0.1, 0.1, 0.05 if strong else 0.0),
@@ -1660,7 +1706,7 @@ def _vary_company(rnd: random.Random, company: str, is_cn: bool) -> str:
                     rest = core.removeprefix(city)
                     options += [rest + sfx, f"{rest}({city}){sfx}", f"{city}市{rest}{sfx}"]
                 break
-        options.append(_s2t()(company))
+        options.append(_traditional(company))
         out = rnd.choice(options) if options else company
         return out if out != company else company.replace("有限公司", "")
     swaps = {
@@ -1709,13 +1755,13 @@ def _vary_email(rnd: random.Random, email: str, how: str) -> str | None:
     return f"{local.capitalize()}@{domain}"
 
 
-def _vary_street(rnd: random.Random, street: str, is_cn: bool, c: dict, s: int) -> str:
+def _vary_street(rnd: random.Random, street: str, is_cn: bool, city: str, district: str) -> str:
     if is_cn:
         op = rnd.randrange(3)
         if op == 0 and "号" in street:
             return street.split("号")[0] + "号"
         if op == 1:
-            return f"{c['city'][s]}{c['district'][s] or ''}{street}"
+            return f"{city}{district or ''}{street}"
         return street.replace("号", " 号 ").strip() if "号" in street else street + " "
     for long, short in _ABBREV.items():
         if f" {long}" in street:
@@ -1725,98 +1771,117 @@ def _vary_street(rnd: random.Random, street: str, is_cn: bool, c: dict, s: int) 
     return street.upper() if rnd.random() < 0.5 else street + "."
 
 
-def plant_duplicates(b: _Builder, c: dict[str, np.ndarray], sources: np.ndarray) -> dict:
-    """Copies of ``c`` rows at ``sources`` with realistic variations (one per entry)."""
+# fields a duplicate may change, and fields only read while varying
+_VARIED = ("name", "company", "province", "company_ix", "position", "phone_nsn", "phone_style", "phone2_nsn",
+           "phone2_style", "email", "city", "district", "street", "postcode", "birthday_known")  # fmt: skip
+_READ = ("is_cn", "kind", "country", "first", "last", "first_ascii", "last_ascii")
+
+
+def _plant_duplicates(b: _Builder, c: dict[str, np.ndarray], sources: np.ndarray) -> dict:
+    """Copies of the ``c`` rows at ``sources`` with realistic variations (one per entry).
+
+    Each copy follows one of four evidence patterns: A keeps phone and e-mail (reformatted),
+    B loses the phone, C loses the e-mail, D loses both but keeps name, birthday and address.
+    """
     rnd = b.dup_random
     rng = b.rng["dups"]
     k = len(sources)
     d: dict[str, np.ndarray] = {key: value[sources].copy() for key, value in c.items()}
-    # spare contact details for duplicates that switched number or address
-    spare_heads = [
-        _mobile_head(c["country"][s], rng, int(c["city_ix"][s])) for s in sources.tolist()
-    ]
-    spare_nsn = _numbers(rng, spare_heads) if k else np.empty(0, dtype=object)
-    spare_email = b._email_addresses(rng, c, sources) if k else np.empty(0, dtype=object)
+    o = {f: c[f][sources].tolist() for f in (*_VARIED, *_READ)}
+    v = {f: list(o[f]) for f in _VARIED}
+    # spare contact details for copies that switched number or address
+    no_land = np.zeros(k, dtype=bool)
+    spare_nsn = _draw_numbers(rng, c["country"][sources], c["city_ix"][sources], no_land).tolist()
+    spare_email = b._email_addresses(rng, c, sources).tolist()
+    for j in range(k):
+        is_cn = o["is_cn"][j]
+        is_company = o["kind"][j] == "company"
+        mode = rnd.choices("ABCD", weights=(0.35, 0.25, 0.25, 0.15))[0]
+        # name and company
+        if rnd.random() < {"A": 0.85, "B": 0.6, "C": 0.6, "D": 0.4}[mode]:
+            if is_company:
+                v["name"][j] = _vary_company(rnd, o["name"][j], is_cn)
+            elif is_cn:
+                v["name"][j] = _vary_cn_name(rnd, o, j, strong=mode != "D")
+            else:
+                v["name"][j] = _vary_en_name(rnd, o, j, strong=mode != "D")
+        if is_company:
+            v["company"][j] = v["name"][j]
+        elif o["company"][j] is not None and rnd.random() < 0.35:
+            v["company"][j] = (
+                None
+                if mode != "D" and rnd.random() < 0.3
+                else _vary_company(rnd, o["company"][j], is_cn)
+            )
+        if o["company_ix"][j] >= 0 and rnd.random() < 0.3:
+            v["company_ix"][j] = -1
+        # phone: kept (often written differently) or lost
+        nsn, country = o["phone_nsn"][j], o["country"][j]
+        if mode in "AC":
+            if nsn and rnd.random() < 0.65:
+                v["phone_style"][j] = _restyle(rnd, country, nsn, o["phone_style"][j])
+        else:
+            op = rnd.random()
+            if op < 0.35 and nsn:
+                v["phone_nsn"][j] = spare_nsn[j]
+            elif op < 0.5 and o["phone2_nsn"][j]:
+                v["phone_nsn"][j], v["phone2_nsn"][j] = o["phone2_nsn"][j], 0
+                v["phone_style"][j] = o["phone2_style"][j]
+            else:
+                v["phone_nsn"][j] = 0
+        if v["phone2_nsn"][j] and rnd.random() < 0.5:
+            v["phone2_nsn"][j] = 0
+        # e-mail: kept (case, plus tag, dots) or lost (blank, another address, a typo)
+        email = o["email"][j]
+        if mode in "AB":
+            if email is not None and rnd.random() < 0.6:
+                how = rnd.choices(("case", "plus", "dots"), weights=(0.45, 0.3, 0.25))[0]
+                v["email"][j] = _vary_email(rnd, email, how)
+        else:
+            op = rnd.random()
+            if op < 0.35 or email is None:
+                v["email"][j] = spare_email[j]
+            elif op < 0.5:
+                v["email"][j] = _vary_email(rnd, email, "typo")
+            else:
+                v["email"][j] = None
+        # address and other details
+        street = o["street"][j]
+        if mode != "D" and rnd.random() < 0.4:
+            field = rnd.choice(("city", "district", "postcode", "street", "street"))
+            if field == "street":
+                v["street"][j] = _vary_street(rnd, street, is_cn, o["city"][j], o["district"][j])
+            else:
+                v[field][j] = None
+        elif mode == "D" and rnd.random() < 0.3:
+            v["street"][j] = _vary_street(rnd, street, is_cn, o["city"][j], o["district"][j])
+        if mode != "D" and o["birthday_known"][j] and rnd.random() < 0.4:
+            v["birthday_known"][j] = False
+        if not is_company and o["position"][j] is not None and rnd.random() < 0.1:
+            v["position"][j] = None
+        # make sure the copy differs from its original in at least one profile field
+        restyled = (
+            nsn
+            and v["phone_nsn"][j] == nsn
+            and _style_index(_shape_of(country, nsn), v["phone_style"][j])
+            != _style_index(_shape_of(country, nsn), o["phone_style"][j])
+        )
+        if not restyled and all(v[f][j] == o[f][j] for f in _PROFILE):
+            if v["phone_nsn"][j]:
+                v["phone_style"][j] = _restyle(rnd, country, nsn, o["phone_style"][j])
+            elif is_cn and not is_company:
+                v["name"][j] = _vary_cn_name(rnd, o, j, strong=False)
+            else:
+                v["name"][j] = _typo(rnd, v["name"][j])
+                if is_company:
+                    v["company"][j] = v["name"][j]
+    for f in _VARIED:
+        d[f] = np.array(v[f], dtype=c[f].dtype)
+    # a copy is often a new lead captured by someone else, from another channel
     created = c["created"][sources]
     d["created"] = np.minimum(
         created + 3600 + (rng.random(k) * (b.end - created)).astype(np.int64), b.end - 1
     )
-    for j, s in enumerate(sources.tolist()):
-        is_cn = bool(c["is_cn"][s])
-        is_company = c["kind"][s] == "company"
-        mode = rnd.choices("ABCD", weights=(0.35, 0.25, 0.25, 0.15))[0]
-        # name
-        if rnd.random() < {"A": 0.85, "B": 0.6, "C": 0.6, "D": 0.4}[mode]:
-            if is_company:
-                d["name"][j] = _vary_company(rnd, c["name"][s], is_cn)
-            elif is_cn:
-                d["name"][j] = _vary_cn_name(rnd, c, s, strong=mode != "D")
-            else:
-                d["name"][j] = _vary_en_name(rnd, c, s, strong=mode != "D")
-        if is_company:
-            d["company"][j] = d["name"][j]
-        elif c["company"][s] is not None and rnd.random() < 0.35:
-            d["company"][j] = (
-                None
-                if mode != "D" and rnd.random() < 0.3
-                else _vary_company(rnd, c["company"][s], is_cn)
-            )
-        if d["company_ix"][j] >= 0 and rnd.random() < 0.3:
-            d["company_ix"][j] = -1
-        # phone
-        keep_phone = mode in "AC"
-        if keep_phone:
-            if rnd.random() < 0.65:
-                d["phone_style"][j] = (c["phone_style"][s] + rnd.randrange(150, 850)) % 1000
-        else:
-            op = rnd.random()
-            if op < 0.35 and c["phone_nsn"][s] is not None:
-                d["phone_nsn"][j] = spare_nsn[j]
-            elif op < 0.5 and c["phone2_nsn"][s] is not None:
-                d["phone_nsn"][j], d["phone2_nsn"][j] = c["phone2_nsn"][s], None
-                d["phone_style"][j] = c["phone2_style"][s]
-            else:
-                d["phone_nsn"][j] = None
-        if d["phone2_nsn"][j] is not None and rnd.random() < 0.5:
-            d["phone2_nsn"][j] = None
-        # email
-        email = c["email"][s]
-        if mode in "AB":
-            if email is not None and rnd.random() < 0.6:
-                how = rnd.choices(("case", "plus", "dots"), weights=(0.45, 0.3, 0.25))[0]
-                d["email"][j] = _vary_email(rnd, email, how)
-        else:
-            op = rnd.random()
-            if op < 0.35 or email is None:
-                d["email"][j] = spare_email[j]
-            elif op < 0.5:
-                d["email"][j] = _vary_email(rnd, email, "typo")
-            else:
-                d["email"][j] = None
-        # address
-        if mode != "D" and rnd.random() < 0.4:
-            field = rnd.choice(("city", "district", "postcode", "street", "street"))
-            if field == "street":
-                d["street"][j] = _vary_street(rnd, c["street"][s], is_cn, c, s)
-            else:
-                d[field][j] = None
-        elif mode == "D" and rnd.random() < 0.3:
-            d["street"][j] = _vary_street(rnd, c["street"][s], is_cn, c, s)
-        if mode != "D" and c["birthday_known"][s] and rnd.random() < 0.4:
-            d["birthday_known"][j] = False
-        if not is_company and c["position"][s] is not None and rnd.random() < 0.1:
-            d["position"][j] = None
-        # make sure the copy differs from its original in at least one profile field
-        if all(_same(d[f][j], c[f][s]) for f in _PROFILE):
-            if d["phone_nsn"][j] is not None:
-                d["phone_style"][j] = (c["phone_style"][s] + 500) % 1000
-                if b._style(c["country"][s], c["phone_nsn"][s], int(d["phone_style"][j])) == (
-                    b._style(c["country"][s], c["phone_nsn"][s], int(c["phone_style"][s]))
-                ):
-                    d["phone_nsn"][j] = None
-            else:
-                d["name"][j] = d["name"][j].upper() if not is_cn else d["name"][j] + " "
-    # business fields drift: a new lead captured by someone else, from another channel
     relead = rng.random(k) < 0.45
     d["stage"] = np.where(relead, 0, d["stage"])
     d["tier"] = np.where(relead, 2, d["tier"])
@@ -1830,12 +1895,6 @@ def plant_duplicates(b: _Builder, c: dict[str, np.ndarray], sources: np.ndarray)
     d["tags"] = np.where(rng.random(k) < 0.6, "", d["tags"])
     d["is_dup"] = np.ones(k, dtype=bool)
     return d
-
-
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return bool(np.array_equal(a, b))
-    return a == b or (a is None and b is None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1857,16 +1916,25 @@ def _duplicate_plan(rng: np.random.Generator, n_total: int, rate: float) -> tupl
     return n0, np.repeat(np.sort(sources), counts)
 
 
+# arrays that outlive the customers frame (the history needs some of them)
+_CARRIED = (
+    "kind", "name", "company", "position", "industry", "size", "source", "email", "country",
+    "province", "city", "district", "street", "postcode", "birthday", "birthday_known", "tags",
+    "phone_nsn", "phone_style", "phone2_nsn", "phone2_style", "company_ix", "cluster_ix",
+    "created", "stage", "tier", "owner", "team", "tz", "is_cn", "is_dup", "city_ix",
+)  # fmt: skip
+
+
 def _customers(b: _Builder, n_total: int, duplicate_rate: float) -> tuple[pd.DataFrame, dict]:
     n0, sources = _duplicate_plan(b.rng["dups"], n_total, duplicate_rate)
     c = b.originals(n0)
     c["is_dup"] = np.zeros(n0, dtype=bool)
-    d = plant_duplicates(b, c, sources)
+    d = _plant_duplicates(b, c, sources)
     c["cluster_ix"] = np.arange(n0)
     d["cluster_ix"] = sources
-    both = {key: np.concatenate([c[key], d[key]]) for key in c if key in d}
+    both = {key: np.concatenate([c[key], d[key]]) for key in _CARRIED}
     # ids in creation order
-    order = _sort_and_number(both["created"], np.arange(len(both["created"])))
+    order = np.argsort(both["created"], kind="stable")
     a = {key: value[order] for key, value in both.items()}
     new_id = np.empty(len(order), dtype=np.int64)
     new_id[order] = np.arange(1, len(order) + 1)
@@ -1874,10 +1942,10 @@ def _customers(b: _Builder, n_total: int, duplicate_rate: float) -> tuple[pd.Dat
     a["truth_cluster"] = new_id[a["cluster_ix"]]
     a["company_ref"] = np.where(a["company_ix"] >= 0, new_id[np.maximum(a["company_ix"], 0)], 0)
     # contact details: unique across clusters, then written the way people write them
-    rows = np.arange(len(order))
-    b._unique_phones(a, b.rng["phones"], rows, a["truth_cluster"])
+    b.unique_phones(a, a["truth_cluster"])
     a["email"] = b.unique_emails(a["email"], a["truth_cluster"])
-    b.render_phones(a)
+    phone = _render_phones(a["country"], a["phone_nsn"], a["phone_style"])
+    phone2 = _render_phones(a["country"], a["phone2_nsn"], a["phone2_style"])
     frame = _frame(
         "customers",
         {
@@ -1890,8 +1958,8 @@ def _customers(b: _Builder, n_total: int, duplicate_rate: float) -> tuple[pd.Dat
             "industry": a["industry"],
             "size": a["size"],
             "source": a["source"],
-            "phone": a["phone"],
-            "phone2": a["phone2"],
+            "phone": phone,
+            "phone2": phone2,
             "email": a["email"],
             "country": a["country"],
             "province": a["province"],
@@ -1900,8 +1968,8 @@ def _customers(b: _Builder, n_total: int, duplicate_rate: float) -> tuple[pd.Dat
             "street": a["street"],
             "postcode": a["postcode"],
             "birthday": _dates(a["birthday"], a["birthday_known"]),
-            "lifecycle_stage": np.array(_STAGES, dtype=object)[a["stage"]],
-            "value_tier": np.array(_TIERS, dtype=object)[a["tier"]],
+            "lifecycle_stage": _pooled(_STAGES, a["stage"]),
+            "value_tier": _pooled(_TIERS, a["tier"]),
             "owner_id": _nullable(a["owner"]),
             "tags": a["tags"],
             "created_at": _ts(a["created"]),
@@ -1949,15 +2017,15 @@ class _History:
         t = _uniform_time(rng, lo, hi)
         return _office_hours(rng, t, self.a["tz"][parent], lo, hi)
 
-    def _text(
-        self,
+    @staticmethod
+    def _subject_body(
         rng: np.random.Generator,
         table: dict,
         kinds: Sequence[str],
         kind: np.ndarray,
         zh: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Subject and body for each row from the per-language, per-kind pools."""
+    ) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+        """Subject and body pools, and each row's index into them (by language and kind)."""
         subjects, bodies, s_start, s_len, b_start, b_len = [], [], [], [], [], []
         for lang in ("en", "zh"):
             for k in kinds:
@@ -1971,7 +2039,7 @@ class _History:
         key = zh.astype(np.int64) * len(kinds) + kind
         s = np.array(s_start)[key] + (rng.random(len(key)) * np.array(s_len)[key]).astype(int)
         t = np.array(b_start)[key] + (rng.random(len(key)) * np.array(b_len)[key]).astype(int)
-        return np.array(subjects, dtype=object)[s], np.array(bodies, dtype=object)[t]
+        return subjects, s, bodies, t
 
     def _staff(self, rng: np.random.Generator, parent: np.ndarray, own: float) -> np.ndarray:
         owner = self.a["owner"][parent]
@@ -1996,7 +2064,9 @@ class _History:
             _choice(rng, len(parent), [0.27, 0.15, 0.1, 0.1, 0.28, 0.1]),
             _choice(rng, len(parent), [0.3, 0.33, 0.12, 0.05, 0.1, 0.1]),
         )
-        subject, body = self._text(rng, _INTERACTION_TEXT, kinds, kind, zh)
+        subjects, subject, bodies, body = self._subject_body(
+            rng, _INTERACTION_TEXT, kinds, kind, zh
+        )
         when = self._when(rng, parent)
         user = self._staff(rng, parent, 0.8)
         support = (kind >= 4) & (rng.random(len(parent)) < 0.15)
@@ -2005,16 +2075,16 @@ class _History:
             self.b.support_ids[rng.integers(0, len(self.b.support_ids), len(parent))],
             user,
         )
-        order = _sort_and_number(when, parent)
+        order = np.argsort(when, kind="stable")
         return _frame(
             "interactions",
             {
                 "id": np.arange(1, len(parent) + 1),
                 "customer_id": self.a["id"][parent][order],
                 "user_id": user[order],
-                "kind": np.array(kinds, dtype=object)[kind][order],
-                "subject": subject[order],
-                "body": body[order],
+                "kind": _pooled(kinds, kind[order]),
+                "subject": _pooled(subjects, subject[order]),
+                "body": _pooled(bodies, body[order]),
                 "occurred_at": _ts(when[order]),
             },
         )
@@ -2047,35 +2117,28 @@ class _History:
         expected = np.where(status == 0, expected, closed // DAY + rng.integers(-20, 15, k))
         product = _choice(rng, k, _PRODUCT_P)
         zh = self.zh[parent]
-        titles = np.where(
-            zh,
-            np.array(_DEAL_TITLES["zh"], dtype=object)[product],
-            np.array(_DEAL_TITLES["en"], dtype=object)[product],
-        )
-        lost = np.array(_LOST_REASONS, dtype=object)[
-            _choice(rng, k, [0.3, 0.25, 0.15, 0.12, 0.1, 0.08])
-        ]
+        titles = (*_DEAL_TITLES["en"], *_DEAL_TITLES["zh"])
+        title = product + zh * len(_DEAL_TITLES["en"])
+        lost = _choice(rng, k, [0.3, 0.25, 0.15, 0.12, 0.1, 0.08])
         owner = np.where(
             self.a["owner"][parent] > 0, self.a["owner"][parent], self._staff(rng, parent, 0.0)
         )
-        order = _sort_and_number(created, parent)
+        order = np.argsort(created, kind="stable")
         return _frame(
             "deals",
             {
                 "id": np.arange(1, k + 1),
                 "customer_id": self.a["id"][parent][order],
                 "owner_id": _nullable(owner[order]),
-                "title": titles[order],
-                "stage": np.array(
-                    ("new", "qualified", "proposal", "negotiation", "won", "lost"), dtype=object
-                )[stage_ix][order],
-                "status": np.array(("open", "won", "lost"), dtype=object)[status][order],
+                "title": _pooled(titles, title[order]),
+                "stage": _pooled(_DEAL_STAGES, stage_ix[order]),
+                "status": _pooled(("open", "won", "lost"), status[order]),
                 "amount": self._amount(rng, parent, 12.0)[order],
-                "currency": np.array(_CURRENCIES, dtype=object)[self.currency[parent]][order],
+                "currency": _pooled(_CURRENCIES, self.currency[parent][order]),
                 "created_at": _ts(created[order]),
                 "expected_close": _dates(expected[order]),
                 "closed_at": _ts(closed[order], (status != 0)[order]),
-                "lost_reason": np.where(status == 2, lost, None)[order],
+                "lost_reason": _pooled(_LOST_REASONS, lost[order], (status == 2)[order]),
             },
         )
 
@@ -2090,25 +2153,18 @@ class _History:
         parent = np.repeat(np.arange(self.n), rng.poisson(weight * scale))
         k = len(parent)
         when = self._when(rng, parent)
-        order = _sort_and_number(when, parent)
+        order = np.argsort(when, kind="stable")
         parent, when = parent[order], when[order]
         ids = np.arange(1, k + 1)
         total = self._amount(rng, parent, 1.0)
         age = (self.b.end - when) / DAY
         u = rng.random(k)
-        statuses = np.array(
-            ("pending", "paid", "shipped", "completed", "cancelled", "refunded"), dtype=object
-        )
         status = np.where(
             age < 14,
             np.where(u < 0.3, 0, np.where(u < 0.6, 1, np.where(u < 0.9, 2, 4))),
             np.where(u < 0.88, 3, np.where(u < 0.94, 4, np.where(u < 0.98, 5, 2))),
         )
-        year = (1970 + when / (365.2425 * DAY)).astype(np.int64)
-        number = np.strings.add(
-            np.strings.add("SO-", year.astype(np.dtypes.StringDType())),
-            np.strings.add("-", np.strings.zfill(ids.astype(np.dtypes.StringDType()), 7)),
-        )
+        number = _numbered("SO-", _year(when), ids, 7)
         zh = self.zh[parent]
         currency = self.currency[parent]
         orders = _frame(
@@ -2116,13 +2172,13 @@ class _History:
             {
                 "id": ids,
                 "customer_id": self.a["id"][parent],
-                "number": pd.array(number, dtype="str"),
+                "number": number,
                 "ordered_at": _ts(when),
                 "total": total,
-                "currency": np.array(_CURRENCIES, dtype=object)[currency],
-                "status": statuses[status],
-                "product_line": np.array(_PRODUCT_LINES, dtype=object)[_choice(rng, k, _PRODUCT_P)],
-                "channel": np.array(_CHANNELS, dtype=object)[_choice(rng, k, _CHANNEL_P)],
+                "currency": _pooled(_CURRENCIES, currency),
+                "status": _pooled(_ORDER_STATUSES, status),
+                "product_line": _pooled(_PRODUCT_LINES, _choice(rng, k, _PRODUCT_P)),
+                "channel": _pooled(_CHANNELS, _choice(rng, k, _CHANNEL_P)),
             },
         )
         payments = self._payments(rng, ids, when, total, status, zh)
@@ -2147,7 +2203,12 @@ class _History:
         second_at = first_at + (rng.uniform(20, 40, k) * DAY).astype(np.int64)
         split &= second_at < end
         first_amt = np.where(split | deposit, _money(total * rng.choice([0.3, 0.5], k)), total)
-        method = np.where(zh, _pick(rng, _METHODS["zh"], k), _pick(rng, _METHODS["en"], k))
+        methods = (*[m for m, _ in _METHODS["en"]], *[m for m, _ in _METHODS["zh"]])
+        method = np.where(
+            zh,
+            _choice(rng, k, [w for _, w in _METHODS["zh"]]) + len(_METHODS["en"]),
+            _choice(rng, k, [w for _, w in _METHODS["en"]]),
+        )
         refund_at = np.minimum(first_at + (rng.uniform(3, 30, k) * DAY).astype(np.int64), end - 1)
         parts = [
             (paid | deposit, ids, first_at, first_amt),
@@ -2158,8 +2219,8 @@ class _History:
         order_id = np.concatenate([p[1][m] for p, m in zip(parts, mask, strict=True)])
         at = np.concatenate([p[2][m] for p, m in zip(parts, mask, strict=True)])
         amount = np.concatenate([p[3][m] for p, m in zip(parts, mask, strict=True)])
-        methods = np.concatenate([method[m] for m in mask])
-        order = _sort_and_number(at, order_id)
+        method = np.concatenate([method[m] for m in mask])
+        order = np.argsort(at, kind="stable")
         return _frame(
             "payments",
             {
@@ -2167,7 +2228,7 @@ class _History:
                 "order_id": order_id[order],
                 "paid_at": _ts(at[order]),
                 "amount": amount[order],
-                "method": methods[order],
+                "method": _pooled(methods, method[order]),
             },
         )
 
@@ -2202,21 +2263,15 @@ class _History:
         cust = np.concatenate([e_parent, r_parent, b_parent])
         at = np.minimum(np.concatenate([e_at, r_at, b_at]), self.b.end - 1)
         pts = np.concatenate([e_points, r_points, b_points])
-        reason = np.concatenate(
-            [
-                np.full(len(e_parent), "purchase", dtype=object),
-                np.full(len(r_parent), "redemption", dtype=object),
-                np.full(len(b_parent), "signup_bonus", dtype=object),
-            ]
-        )
-        order = _sort_and_number(at, cust)
+        reason = np.repeat([0, 1, 2], [len(e_parent), len(r_parent), len(b_parent)])
+        order = np.argsort(at, kind="stable")
         return _frame(
             "loyalty",
             {
                 "id": np.arange(1, len(order) + 1),
                 "customer_id": self.a["id"][cust][order],
                 "points": pts[order],
-                "reason": reason[order],
+                "reason": _pooled(("purchase", "redemption", "signup_bonus"), reason[order]),
                 "occurred_at": _ts(at[order]),
             },
         )
@@ -2240,33 +2295,24 @@ class _History:
         status = np.where((start > today - 20) & (u < 0.3), 0, status)
         zh = self.zh[parent]
         title_ix = rng.integers(0, 5, k)
-        titles = np.where(
-            zh,
-            np.array(_CONTRACT_TITLES["zh"], dtype=object)[title_ix],
-            np.array(_CONTRACT_TITLES["en"], dtype=object)[title_ix],
-        )
-        order = _sort_and_number(start, parent)
+        titles = (*_CONTRACT_TITLES["en"], *_CONTRACT_TITLES["zh"])
+        title = title_ix + zh * len(_CONTRACT_TITLES["en"])
+        order = np.argsort(start, kind="stable")
         ids = np.arange(1, k + 1)
-        year = (1970 + start[order] / 365.2425).astype(np.int64).astype(np.dtypes.StringDType())
-        prefix = np.where(zh[order], "HT-", "CT-").astype(np.dtypes.StringDType())
-        number = np.strings.add(
-            np.strings.add(prefix, year),
-            np.strings.add("-", np.strings.zfill(ids.astype(np.dtypes.StringDType()), 6)),
-        )
+        prefix = np.where(zh[order], "HT-", "CT-")
+        number = _numbered(prefix, _year(start[order] * DAY), ids, 6)
         return _frame(
             "contracts",
             {
                 "id": ids,
                 "customer_id": self.a["id"][parent][order],
-                "number": pd.array(number, dtype="str"),
-                "title": titles[order],
+                "number": number,
+                "title": _pooled(titles, title[order]),
                 "start_date": _dates(start[order]),
                 "end_date": _dates(end[order]),
                 "value": self._amount(rng, parent, 25.0)[order],
-                "currency": np.array(_CURRENCIES, dtype=object)[self.currency[parent]][order],
-                "status": np.array(("draft", "active", "expired", "terminated"), dtype=object)[
-                    status
-                ][order],
+                "currency": _pooled(_CURRENCIES, self.currency[parent][order]),
+                "status": _pooled(("draft", "active", "expired", "terminated"), status[order]),
             },
         )
 
@@ -2281,7 +2327,7 @@ class _History:
         )
         zh = self.zh[parent]
         kinds = ("feedback", "complaint", "request")
-        subject, body = self._text(rng, _TICKET_TEXT, kinds, kind, zh)
+        subjects, subject, bodies, body = self._subject_body(rng, _TICKET_TEXT, kinds, kind, zh)
         created = self._when(rng, parent)
         priority = _choice(rng, k, [0.25, 0.5, 0.18, 0.07])
         priority = np.where((kind == 1) & (priority == 0), 1, priority)
@@ -2304,21 +2350,17 @@ class _History:
         sat = np.where((status == 3) & (rng.random(k) < 0.8), sat, 0)
         assignee = self.b.support_ids[rng.integers(0, len(self.b.support_ids), k)]
         assignee = np.where((status == 0) & (rng.random(k) < 0.3), 0, assignee)
-        order = _sort_and_number(created, parent)
+        order = np.argsort(created, kind="stable")
         return _frame(
             "tickets",
             {
                 "id": np.arange(1, k + 1),
                 "customer_id": self.a["id"][parent][order],
-                "kind": np.array(kinds, dtype=object)[kind][order],
-                "subject": subject[order],
-                "body": body[order],
-                "status": np.array(("open", "pending", "resolved", "closed"), dtype=object)[status][
-                    order
-                ],
-                "priority": np.array(("low", "normal", "high", "urgent"), dtype=object)[priority][
-                    order
-                ],
+                "kind": _pooled(kinds, kind[order]),
+                "subject": _pooled(subjects, subject[order]),
+                "body": _pooled(bodies, body[order]),
+                "status": _pooled(("open", "pending", "resolved", "closed"), status[order]),
+                "priority": _pooled(("low", "normal", "high", "urgent"), priority[order]),
                 "assignee_id": _nullable(assignee[order]),
                 "created_at": _ts(created[order]),
                 "due_at": _ts(due[order]),
@@ -2341,20 +2383,17 @@ class _History:
         done_at = np.minimum(np.maximum(done_at, lo + 600), self.b.end - 1)
         zh = self.zh[parent]
         t = rng.integers(0, 10, k)
-        titles = np.where(
-            zh,
-            np.array(_TASK_TITLES["zh"], dtype=object)[t],
-            np.array(_TASK_TITLES["en"], dtype=object)[t],
-        )
+        titles = (*_TASK_TITLES["en"], *_TASK_TITLES["zh"])
+        title = t + zh * len(_TASK_TITLES["en"])
         assignee = self._staff(rng, parent, 0.85)
-        order = _sort_and_number(due, parent)
+        order = np.argsort(due, kind="stable")
         return _frame(
             "tasks",
             {
                 "id": np.arange(1, k + 1),
                 "customer_id": self.a["id"][parent][order],
                 "assignee_id": _nullable(assignee[order]),
-                "title": titles[order],
+                "title": _pooled(titles, title[order]),
                 "due_at": _ts(due[order]),
                 "done_at": _ts(done_at[order], is_done[order]),
             },
