@@ -61,6 +61,8 @@ from crm_core.models.customers import JSONType
 
 #: Events read from the audit trail per run of a record-triggered rule.
 EVENT_BATCH = 5000
+#: ``INSERT … SELECT`` row counts are not reported on PostgreSQL unless asked for.
+COUNT = {"preserve_rowcount": True}
 
 
 @dataclass
@@ -399,7 +401,7 @@ def _create_tasks(
         "updated_at",
         "version",
     ]
-    result = session.execute(insert(Task).from_select(columns, rows))
+    result = session.execute(insert(Task).from_select(columns, rows), execution_options=COUNT)
     created = (
         select(Task.id.label("entity_id"))
         .select_from(ev.join(Task, Task.source_key == source_key))
@@ -506,7 +508,8 @@ def _notify(
         "level",
         "created_at",
     ]
-    return int(session.execute(insert(Notification).from_select(columns, rows)).rowcount or 0)
+    stmt = insert(Notification).from_select(columns, rows)
+    return int(session.execute(stmt, execution_options=COUNT).rowcount or 0)
 
 
 def _send_email(
@@ -553,7 +556,8 @@ def _send_email(
         "next_attempt_at",
         "created_at",
     ]
-    return int(session.execute(insert(OutboundEmail).from_select(columns, rows)).rowcount or 0)
+    stmt = insert(OutboundEmail).from_select(columns, rows)
+    return int(session.execute(stmt, execution_options=COUNT).rowcount or 0)
 
 
 def _event_customer_ids(session: Session, run: RuleRun) -> list[int]:
@@ -685,7 +689,8 @@ def record_events(
     result = session.execute(
         insert(RuleEvent).from_select(
             ["rule_id", "event_key", "customer_id", "subject_id", "run_id", "created_at"], rows
-        )
+        ),
+        execution_options=COUNT,
     )
     outcome.matched = int(result.rowcount or 0)
 

@@ -242,6 +242,20 @@ def run_rule(
         release_rule_lease(db, rule_id, holder=holder)
 
 
+def prepare(db: Database, attempts: int = 3) -> None:
+    """Create the built-in rules and the system user once, even when several schedulers
+    start together (the loser of a race simply finds them made)."""
+    for attempt in range(attempts):
+        try:
+            with db.transaction() as s:
+                ensure_builtin_rules(s)
+                get_system_user(s)
+            return
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+
+
 def run_due(
     db: Database,
     *,
@@ -255,9 +269,8 @@ def run_due(
     """One scheduler pass: every enabled rule that is due (or the named ``rules``), then the
     e-mail queue. What ``crm automate run`` and the in-process scheduler call."""
     holder = holder or new_holder()
+    prepare(db)
     with db.transaction() as s:
-        ensure_builtin_rules(s)
-        get_system_user(s)
         stmt = select(AutomationRule).order_by(AutomationRule.id)
         candidates = []
         for rule in s.scalars(stmt):
