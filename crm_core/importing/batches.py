@@ -71,6 +71,8 @@ _LOOKUP_CHUNK = 2000
 #: Tables whose rows belong to the customer and go with it when a created record is removed.
 _OWNED = frozenset({"customer_phones", "customer_emails", "customer_tags"})
 _FORMULA_PREFIX = ("'=", "'+", "'-", "'@")
+_LABELS = {"email": "e-mail", "phone": "phone", "external_id": "external id", "id": "id"}
+_Item = tuple[int, list[str], dict[str, Any], tuple[str, str] | None]
 
 
 class ImportRejected(InvalidInput):
@@ -90,10 +92,11 @@ class ImportRejected(InvalidInput):
 @dataclass
 class ImportOptions:
     """How to import. ``mapping`` is ``{header: target}`` (guessed when ``None``);
-    ``match_key`` defaults to external id, then email, then phone, whichever is mapped."""
+    ``match_key`` is ``auto`` (per row: CRM id, external id, e-mail, then phone, whichever the
+    row has), ``id``, ``external_id``, ``email`` or ``phone``."""
 
     mode: str = "upsert"
-    match_key: str | None = None
+    match_key: str = "auto"
     mapping: Mapping[str, str | None] | None = None
     encoding: str | None = None
     sheet: str | None = None
@@ -103,9 +106,10 @@ class ImportOptions:
     def check(self) -> None:
         if self.mode not in MODES:
             raise InvalidInput(f"'{self.mode}' is not create, update or upsert", field="mode")
-        if self.match_key is not None and self.match_key not in mapping_mod.MATCH_KEYS:
+        if self.match_key not in mapping_mod.MATCH_KEYS:
             raise InvalidInput(
-                f"'{self.match_key}' is not email, phone or external_id", field="match_key"
+                f"'{self.match_key}' is not one of {', '.join(mapping_mod.MATCH_KEYS)}",
+                field="match_key",
             )
 
 
@@ -141,7 +145,8 @@ class ImportReport:
     headers: list[str]
     mapping: dict[str, str]
     mode: str
-    match_key: str | None
+    match_key: str
+    key_columns: tuple[str, ...] = ()
     batch_id: int | None = None
     total: int = 0
     created: int = 0
@@ -212,7 +217,7 @@ class _Run:
         self.report = report
         self.options = options
         self.columns = columns
-        self.key = report.match_key
+        self.keys = report.key_columns
         self.region = get_settings().default_region
         self.validator = _Validator(session)
         self.owners = {
@@ -247,7 +252,7 @@ class _Run:
     # -- one chunk
 
     def process(self, chunk: Chunk) -> None:
-        prepared: list[tuple[int, list[str], dict[str, Any], str | None]] = []
+        prepared: list[_Item] = []
         for values, line in zip(chunk.rows, chunk.line_numbers, strict=True):
             self.report.total += 1
             values = [_neutral_text(v) for v in values]
@@ -257,13 +262,16 @@ class _Run:
                 self._invalid(line, values, errors)
                 continue
             key = None
-            if self.key:
-                region = str(data.get("country") or self.region).upper()
-                key = cleaning.match_value(self.key, data, region=region)
+            region = str(data.get("country") or self.region).upper()
+            for kind in self.keys:
+                value = cleaning.match_value(kind, data, region=region, raw=raw)
+                if value is not None:
+                    key = (kind, value)
+                    break
             prepared.append((line, values, data, key))
         # rows repeating a key of the same chunk go in later rounds, after the first is written
-        rounds: list[list[tuple[int, list[str], dict[str, Any], str | None]]] = []
-        seen: dict[str, int] = defaultdict(int)
+        rounds: list[list[_Item]] = []
+        seen: dict[tuple[str, str], int] = defaultdict(int)
         for item in prepared:
             key = item[3]
             n = seen[key] if key is not None else 0
@@ -275,30 +283,31 @@ class _Run:
         for items in rounds:
             self._round(items)
 
-    def _round(self, items: list[tuple[int, list[str], dict[str, Any], str | None]]) -> None:
+    def _round(self, items: list[_Item]) -> None:
         matches = self._lookup([key for *_, key in items if key is not None])
         mode = self.options.mode
         creates: list[tuple[int, list[str], dict[str, Any]]] = []
         updates: list[tuple[int, list[str], dict[str, Any], int]] = []
-        label = {"email": "e-mail", "phone": "phone", "external_id": "external id"}.get(
-            self.key or "", ""
-        )
         for line, values, data, key in items:
             ids = sorted(matches.get(key, ())) if key is not None else []
+            field_name = key[0] if key else "key"
+            label = _LABELS.get(field_name, field_name)
             if len(ids) > 1:
                 shown = ", ".join(str(i) for i in ids[:5])
                 self._invalid(
                     line,
                     values,
-                    {self.key or "key": f"matches {len(ids)} customers ({shown}); use another key"},
+                    {field_name: f"matches {len(ids)} customers ({shown}); use another key"},
                 )
             elif ids and mode == "create":
-                self._skip(line, self.key or "", f"exists already as customer {ids[0]}")
+                self._skip(line, field_name, f"exists already as customer {ids[0]}")
             elif ids:
                 updates.append((line, values, data, ids[0]))
+            elif key is not None and key[0] == "id":
+                self._invalid(line, values, {"id": f"no customer {key[1]} to update"})
             elif mode == "update":
-                why = f"no customer has this {label}" if key else f"the row has no {label}"
-                self._skip(line, self.key or "", why)
+                why = f"no customer has this {label}" if key else "the row has no key to match"
+                self._skip(line, field_name, why)
             else:
                 creates.append((line, values, data))
         if creates:
@@ -306,40 +315,46 @@ class _Run:
         if updates:
             self._update(updates)
 
-    def _lookup(self, keys: Iterable[str]) -> dict[str, set[int]]:
+    def _lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
         """``{key: customer ids}`` of live customers (visible to the actor) having the key."""
-        wanted = sorted(set(keys))
-        found: dict[str, set[int]] = defaultdict(set)
-        if not wanted or not self.key:
-            return found
+        found: dict[tuple[str, str], set[int]] = defaultdict(set)
+        by_kind: dict[str, set[str]] = defaultdict(set)
+        for kind, value in keys:
+            by_kind[kind].add(value)
         visible = visible_customers(self.actor)
-        for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            part = wanted[start : start + _LOOKUP_CHUNK]
-            if self.key == "email":
-                variants = sorted(set(part) | {k.lower() for k in part})
-                stmt = (
-                    select(CustomerEmail.email, CustomerEmail.customer_id)
-                    .join(Customer, Customer.id == CustomerEmail.customer_id)
-                    .where(CustomerEmail.email.in_(variants), visible)
-                )
-                lower = {k.lower(): k for k in part}
+        for kind, values in by_kind.items():
+            wanted = sorted(values)
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                part = wanted[start : start + _LOOKUP_CHUNK]
+                stmt: Any
+                if kind == "email":
+                    variants = sorted(set(part) | {k.lower() for k in part})
+                    stmt = (
+                        select(CustomerEmail.email, CustomerEmail.customer_id)
+                        .join(Customer, Customer.id == CustomerEmail.customer_id)
+                        .where(CustomerEmail.email.in_(variants), visible)
+                    )
+                    lower = {k.lower(): k for k in part}
+                    for value, cid in self.session.execute(stmt):
+                        original = lower.get(value.lower())
+                        if original is not None:
+                            found[(kind, original)].add(cid)
+                    continue
+                if kind == "phone":
+                    stmt = (
+                        select(CustomerPhone.e164, CustomerPhone.customer_id)
+                        .join(Customer, Customer.id == CustomerPhone.customer_id)
+                        .where(CustomerPhone.e164.in_(part), visible)
+                    )
+                elif kind == "id":
+                    numbers = [int(v) for v in part if len(v) < 18]
+                    stmt = select(Customer.id, Customer.id).where(Customer.id.in_(numbers), visible)
+                else:
+                    stmt = select(Customer.external_id, Customer.id).where(
+                        Customer.external_id.in_(part), visible
+                    )
                 for value, cid in self.session.execute(stmt):
-                    original = lower.get(value.lower())
-                    if original is not None:
-                        found[original].add(cid)
-                continue
-            if self.key == "phone":
-                stmt = (
-                    select(CustomerPhone.e164, CustomerPhone.customer_id)
-                    .join(Customer, Customer.id == CustomerPhone.customer_id)
-                    .where(CustomerPhone.e164.in_(part), visible)
-                )
-            else:
-                stmt = select(Customer.external_id, Customer.id).where(
-                    Customer.external_id.in_(part), visible
-                )
-            for value, cid in self.session.execute(stmt):
-                found[value].add(cid)
+                    found[(kind, str(value))].add(cid)
         return found
 
     def _create(self, creates: list[tuple[int, list[str], dict[str, Any]]]) -> None:
@@ -386,10 +401,10 @@ class _Run:
         for line, values, data, cid in updates:
             customer = loaded[cid]
             if customer.anonymised_at is not None:
-                self._skip(line, self.key or "", f"customer {cid} was anonymised (erased)")
+                self._skip(line, "customer", f"customer {cid} was anonymised (erased)")
                 continue
             if customer.archived_at is not None:
-                self._skip(line, self.key or "", f"customer {cid} is archived; restore it first")
+                self._skip(line, "customer", f"customer {cid} is archived; restore it first")
                 continue
             merged = _merge_lists(customer, data)
             try:
@@ -405,6 +420,7 @@ class _Run:
                 continue
             before = _snapshot(customer)
             _apply(self.session, customer, clean)
+            customer.updated_at = utcnow()  # an UPDATE (and a new version) even for tags only
             changed.append((line, customer, prior, audit.diff(before, _snapshot(customer))))
         if not changed:
             self._forget(loaded.values())
@@ -461,7 +477,7 @@ def _merge_lists(customer: Customer, data: Mapping[str, Any]) -> dict[str, Any]:
     """Phones, e-mails and tags of the file added after the stored ones (never replacing)."""
     out = dict(data)
     if "phones" in out:
-        out["phones"] = [p.e164 for p in customer.phones] + list(out["phones"])
+        out["phones"] = [p.raw for p in customer.phones] + list(out["phones"])
     if "emails" in out:
         stored = [e.email for e in customer.emails]
         known = {e.lower() for e in stored}
@@ -501,21 +517,23 @@ def _prepare(
     header: list[str],
     options: ImportOptions,
     file_name: str,
-) -> tuple[dict[str, str], str | None]:
+) -> tuple[dict[str, str], tuple[str, ...]]:
     chosen = options.mapping
     if chosen is None:
         chosen = mapping_mod.guess_mapping(header, session)
     columns = mapping_mod.check_mapping(chosen, header, session)
-    key = options.match_key or mapping_mod.default_match_key(columns)
-    if key is not None and key not in columns.values():
-        raise InvalidInput(f"no column is mapped to '{key}', the match key", field="match_key")
-    if key is None and options.mode != "create":
+    keys = mapping_mod.key_targets(options.match_key, columns)
+    if options.match_key != "auto" and not keys:
         raise InvalidInput(
-            "map an e-mail, phone or external id column to match existing customers, "
+            f"no column is mapped to '{options.match_key}', the match key", field="match_key"
+        )
+    if not keys and options.mode != "create":
+        raise InvalidInput(
+            "map an id, external id, e-mail or phone column to match existing customers, "
             "or import in create mode",
             field="match_key",
         )
-    return columns, key
+    return columns, keys
 
 
 def run_import(
@@ -543,7 +561,7 @@ def run_import(
         chunks = iter_chunks(spool, info)
         first = next(chunks)
         header = first.header
-        columns, key = _prepare(session, actor, info, header, options, file_name)
+        columns, keys = _prepare(session, actor, info, header, options, file_name)
         report = ImportReport(
             dry_run=dry_run,
             file_name=display_name(file_name),
@@ -553,7 +571,8 @@ def run_import(
             headers=header,
             mapping=columns,
             mode=options.mode,
-            match_key=key,
+            match_key=options.match_key,
+            key_columns=keys,
         )
         report.already_imported = list(
             session.scalars(
@@ -572,7 +591,7 @@ def run_import(
                 file_format=info.format,
                 encoding=info.encoding,
                 mode=options.mode,
-                match_key=key,
+                match_key=options.match_key,
                 all_or_nothing=options.all_or_nothing,
                 mapping=dict(columns),
                 status="committed",
@@ -836,10 +855,10 @@ def revert_batch(
         )
     )
     restored = 0
-    updated = select(rows.id, rows.customer_id, rows.prior).where(
+    updated = select(rows.id, rows.customer_id, rows.prior, rows.version_after).where(
         rows.batch_id == batch_id, rows.action == "updated"
     )
-    for _, cid, prior in session.execute(updated.order_by(rows.id.desc())).all():
+    for _, cid, prior, version_after in session.execute(updated.order_by(rows.id.desc())).all():
         if cid in created:
             continue
         customer = session.get(Customer, cid)
@@ -847,6 +866,19 @@ def revert_batch(
         before = _snapshot(customer)
         _restore(session, customer, prior or {})
         session.flush()
+        # the record is again as an earlier batch left it: that batch stays revertible
+        session.execute(
+            update(ImportBatchRow)
+            .where(
+                ImportBatchRow.customer_id == cid,
+                ImportBatchRow.batch_id != batch_id,
+                ImportBatchRow.version_after == version_after - 1,
+                ImportBatchRow.batch_id.in_(
+                    select(ImportBatch.id).where(ImportBatch.status == "committed")
+                ),
+            )
+            .values(version_after=customer.version)
+        )
         audit.record(
             session,
             actor=actor,
@@ -932,6 +964,7 @@ def _restore(session: Session, customer: Customer, prior: Mapping[str, Any]) -> 
         custom=prior.get("custom"),
     )
     _apply(session, customer, clean)
+    customer.updated_at = utcnow()
     if "owner_id" in columns:
         customer.team_id = team
     if phones is not None:

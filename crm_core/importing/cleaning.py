@@ -160,6 +160,8 @@ def to_customer_data(
                 errors["owner_id"] = f"'{value}' is not a user name"
             else:
                 data["owner_id"] = owner_id
+        elif target == "id":
+            continue  # matches a record, never written
         elif target.startswith("custom."):
             key = target[7:]
             custom[key] = fix_number_text(value)
@@ -170,9 +172,14 @@ def to_customer_data(
     return data, errors
 
 
-def match_value(key: str, data: Mapping[str, Any], *, region: str) -> str | None:
-    """The normalised value a row is matched by (first email, first phone, or external id);
-    ``None`` when the row has none or it is invalid (the validator reports why)."""
+def match_value(
+    key: str, data: Mapping[str, Any], *, region: str, raw: Mapping[str, Any] | None = None
+) -> str | None:
+    """The normalised value a row is matched by (CRM id, external id, first e-mail or first
+    phone); ``None`` when the row has none or it is invalid (the validator reports why)."""
+    if key == "id":
+        text = fix_number_text(str((raw or {}).get("id") or "")).strip()
+        return text if text.isdigit() else None
     if key == "email":
         emails = data.get("emails") or []
         if not emails:

@@ -25,22 +25,23 @@ from crm_core.normalize import clean_text
 
 #: Customer fields a column can fill, with the header words that suggest each.
 SYNONYMS: dict[str, tuple[str, ...]] = {
+    "id": ("id", "crm id", "crm_id", "客户id", "系统编号"),
     "name": (
         "name", "full name", "fullname", "customer", "customer name", "contact", "contact name",
         "姓名", "名字", "客户", "客户名", "客户名称", "客户姓名", "联系人", "联系人姓名", "名称",
     ),
     "kind": ("kind", "type", "customer type", "类型", "客户类型"),
     "phone": (
-        "phone", "mobile", "mobile phone", "cell", "cellphone", "tel", "telephone",
+        "phone", "phones", "mobile", "mobile phone", "cell", "cellphone", "tel", "telephone",
         "phone number", "work phone", "home phone", "手机", "手机号", "手机号码", "移动电话",
         "电话", "电话号码", "联系电话", "座机", "固定电话", "联系方式",
     ),
     "email": (
-        "email", "e-mail", "mail", "email address", "e-mail address", "邮箱", "电子邮箱",
+        "email", "emails", "e-mail", "mail", "email address", "e-mail address", "邮箱", "电子邮箱",
         "电子邮件", "邮件", "邮箱地址", "email地址",
     ),
     "company_name": (
-        "company", "company name", "organization", "organisation", "employer", "account",
+        "company", "company name", "company_name", "organization", "organisation", "employer", "account",
         "公司", "公司名称", "单位", "工作单位", "企业", "企业名称", "所属公司",
     ),
     "position": ("position", "title", "job title", "job", "职位", "职务", "岗位", "头衔"),
@@ -67,11 +68,11 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "客户状态",
     ),
     "value_tier": ("tier", "value tier", "level", "grade", "等级", "客户等级", "价值等级"),
-    "owner": ("owner", "sales rep", "account owner", "负责人", "销售", "所属销售", "客户经理"),
+    "owner": ("owner", "owner id", "owner_id", "sales rep", "account owner", "负责人", "销售", "所属销售", "客户经理"),
     "tags": ("tags", "tag", "labels", "label", "标签", "客户标签"),
     "external_id": (
         "external id", "external_id", "ext id", "customer id", "customer no", "customer number",
-        "外部编号", "外部id", "客户编号", "客户id", "编号",
+        "外部编号", "外部id", "客户编号", "编号",
     ),
     "notes": ("notes", "note", "remark", "remarks", "comment", "comments", "备注", "说明"),
 }  # fmt: skip
@@ -79,8 +80,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 #: Targets several columns may fill (their values are joined in column order).
 LIST_TARGETS = frozenset({"phone", "email", "tags"})
 TARGETS = tuple(SYNONYMS)
-#: Keys an import may match existing customers by.
-MATCH_KEYS = ("email", "phone", "external_id")
+#: Keys an import may match existing customers by; ``auto`` takes, row by row, the first of
+#: ``id``, ``external_id``, ``email``, ``phone`` that the row has.
+MATCH_KEYS = ("auto", "id", "external_id", "email", "phone")
+AUTO_ORDER = ("id", "external_id", "email", "phone")
 
 
 def _key(text: str) -> str:
@@ -181,13 +184,12 @@ def check_mapping(
     return out
 
 
-def default_match_key(mapping: Mapping[str, str]) -> str | None:
-    """External id if mapped, then email, then phone."""
+def key_targets(match_key: str, mapping: Mapping[str, str]) -> tuple[str, ...]:
+    """The mapped key columns a match key uses, in order (``auto``: all mapped of id,
+    external id, e-mail, phone)."""
     targets = set(mapping.values())
-    for key in ("external_id", "email", "phone"):
-        if key in targets:
-            return key
-    return None
+    wanted = AUTO_ORDER if match_key == "auto" else (match_key,)
+    return tuple(k for k in wanted if k in targets)
 
 
 # ---------------------------------------------------------------- saved mappings
