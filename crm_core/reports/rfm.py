@@ -50,10 +50,12 @@ SEGMENT_COLUMNS = (
 )
 
 
-def _quintile(column: Any) -> Any:
+def _quintile(column: Any, dialect: str) -> Any:
     """Score 1-5 from the cumulative distribution: equal values get equal scores."""
-    dist = func.cume_dist().over(order_by=column)
-    return cast(dist * 5 - 0.000001, Integer) + 1
+    scaled = func.cume_dist().over(order_by=column) * 5 - 0.000001
+    if dialect != "sqlite":  # PostgreSQL rounds when casting to an integer; SQLite truncates
+        scaled = func.floor(scaled)
+    return cast(scaled, Integer) + 1
 
 
 def _scored(session: Session, actor: Actor, filters: ReportFilter | None, now: datetime) -> Any:
@@ -78,9 +80,9 @@ def _scored(session: Session, actor: Actor, filters: ReportFilter | None, now: d
         days_between(c.last_order_at, timestamp(now, dialect), dialect).label("recency_days"),
         c.frequency,
         c.monetary,
-        _quintile(c.last_order_at).label("r"),
-        _quintile(c.frequency).label("f"),
-        _quintile(c.monetary).label("m"),
+        _quintile(c.last_order_at, dialect).label("r"),
+        _quintile(c.frequency, dialect).label("f"),
+        _quintile(c.monetary, dialect).label("m"),
     ).subquery()
     s = scores.c
     fm2 = s.f + s.m  # FM >= 4  <=>  F + M >= 8
