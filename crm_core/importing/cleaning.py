@@ -79,11 +79,12 @@ def fix_number_text(text: str) -> str:
 
 
 def clean_date(text: str) -> str:
-    """An ISO date for the spellings ``parse_date`` does not read (Excel serial numbers,
-    ``03-May-1990``, ``1990-05-03 00:00:00``); other text unchanged for the validator."""
+    """An ISO date from what ``parse_date`` reads plus Excel serial numbers, ``03-May-1990``
+    and date-times; text that is no date is returned unchanged for the validator to refuse."""
     try:
-        if parse_date(text) is not None:
-            return text
+        parsed = parse_date(text)
+        if parsed is not None:
+            return parsed.isoformat()
     except InvalidInput:
         pass
     if _SERIAL.match(text):
