@@ -13,12 +13,11 @@ import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 from nicegui import app as nicegui_app
 from nicegui import ui
-from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app import fmt
@@ -28,6 +27,9 @@ from crm_core.db import get_database
 from crm_core.errors import ConflictError, CrmError, InvalidInput
 from crm_core.i18n import normalize_locale, translator
 from crm_core.models import User
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 DOMAIN = "panel"
