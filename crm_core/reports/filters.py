@@ -6,11 +6,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor, require
 from crm_core.customers import CustomerFilter, customer_query
+from crm_core.models import Customer, Tag, Team, User, customer_tags
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,62 @@ def in_range(column: Any, filters: ReportFilter | None) -> list[ColumnElement[bo
     if filters.end is not None:
         conditions.append(column < filters.end)
     return conditions
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """The values the common filters can take for one actor (for dropdowns)."""
+
+    owners: list[tuple[str, int]]  # (display name, user id)
+    teams: list[tuple[str, int]]
+    tags: list[str]
+    provinces: list[str]
+    cities: dict[str, list[str]]  # province ("" when unknown) -> cities
+
+
+def filter_options(session: Session, *, actor: Actor) -> FilterOptions:
+    """Owners, teams, tags, provinces and cities found among the customers the actor may see."""
+    scope = customer_scope(session, actor=actor)
+    owners = session.execute(
+        select(User.display_name, User.username, User.id)
+        .where(User.id.in_(select(Customer.owner_id).where(scope).distinct()))
+        .order_by(User.display_name, User.username)
+    ).all()
+    teams = session.execute(
+        select(Team.name, Team.id)
+        .where(Team.id.in_(select(Customer.team_id).where(scope).distinct()))
+        .order_by(Team.name)
+    ).all()
+    tags = session.scalars(
+        select(Tag.name)
+        .where(
+            Tag.id.in_(
+                select(customer_tags.c.tag_id)
+                .join(Customer, Customer.id == customer_tags.c.customer_id)
+                .where(scope)
+            )
+        )
+        .order_by(Tag.name)
+    ).all()
+    places = session.execute(
+        select(Customer.province, Customer.city)
+        .where(scope, Customer.city.is_not(None))
+        .group_by(Customer.province, Customer.city)
+        .order_by(Customer.province, Customer.city)
+    ).all()
+    cities: dict[str, list[str]] = {}
+    for province, city in places:
+        cities.setdefault(province or "", []).append(city)
+    provinces = sorted(
+        p
+        for p in session.scalars(
+            select(Customer.province).where(scope, Customer.province.is_not(None)).distinct()
+        )
+    )
+    return FilterOptions(
+        owners=[(display or username, uid) for display, username, uid in owners],
+        teams=[(name, tid) for name, tid in teams],
+        tags=list(tags),
+        provinces=provinces,
+        cities=cities,
+    )
