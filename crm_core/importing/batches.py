@@ -27,12 +27,12 @@ import io
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
 from crm_core.access import Actor, require, visible_customers
@@ -131,6 +131,7 @@ class DuplicateHint:
     score: float
     other_line: int | None = None
     customer_id: int | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -252,7 +253,7 @@ class _Run:
     # -- one chunk
 
     def process(self, chunk: Chunk) -> None:
-        prepared: list[_Item] = []
+        prepared: list[tuple[_Item, list[tuple[str, str]]]] = []
         for values, line in zip(chunk.rows, chunk.line_numbers, strict=True):
             self.report.total += 1
             values = [_neutral_text(v) for v in values]
@@ -261,22 +262,21 @@ class _Run:
             if errors:
                 self._invalid(line, values, errors)
                 continue
-            key = None
             region = str(data.get("country") or self.region).upper()
-            for kind in self.keys:
-                value = cleaning.match_value(kind, data, region=region, raw=raw)
-                if value is not None:
-                    key = (kind, value)
-                    break
-            prepared.append((line, values, data, key))
-        # rows repeating a key of the same chunk go in later rounds, after the first is written
+            found = [
+                (kind, cleaning.match_value(kind, data, region=region, raw=raw))
+                for kind in self.keys
+            ]
+            keys = [(kind, value) for kind, value in found if value is not None]
+            prepared.append(((line, values, data, keys[0] if keys else None), keys))
+        # a row sharing any key with an earlier row of the chunk goes in a later round, after
+        # that row is written, so it updates the record instead of creating a copy
         rounds: list[list[_Item]] = []
-        seen: dict[tuple[str, str], int] = defaultdict(int)
-        for item in prepared:
-            key = item[3]
-            n = seen[key] if key is not None else 0
-            if key is not None:
-                seen[key] += 1
+        last: dict[tuple[str, str], int] = {}
+        for item, keys in prepared:
+            n = max((last[k] + 1 for k in keys if k in last), default=0)
+            for k in keys:
+                last[k] = n
             while len(rounds) <= n:
                 rounds.append([])
             rounds[n].append(item)
@@ -419,6 +419,7 @@ class _Run:
                 self.report.unchanged += 1
                 continue
             before = _snapshot(customer)
+            prior["version_before"] = customer.version
             _apply(self.session, customer, clean)
             customer.updated_at = utcnow()  # an UPDATE (and a new version) even for tags only
             changed.append((line, customer, prior, audit.diff(before, _snapshot(customer))))
@@ -660,7 +661,8 @@ def _finish(session: Session, actor: Actor, batch: ImportBatch, report: ImportRe
 
 
 def _duplicate_hints(session: Session, run: _Run) -> None:
-    """Fuzzy duplicates among the created rows and against existing customers (advisory)."""
+    """Likely duplicates among the created rows and against existing customers (advisory):
+    the same phone or e-mail exactly, then the fuzzy scores of the de-duplication engine."""
     report = run.report
     rows = run.created_rows
     if not run.created_ids:
@@ -670,46 +672,88 @@ def _duplicate_hints(session: Session, run: _Run) -> None:
             f"more than {DEDUPE_MAX_ROWS} new customers: run the duplicate review after the import"
         )
         return
+    created = set(run.created_ids)
+    line_of = {r["id"]: line for line, r in rows}
+    hints: dict[tuple[int, int], DuplicateHint] = {}
+
+    def add(new: int, other: int, score: float, reason: str) -> None:
+        if other in created:
+            a, b = sorted((line_of[new], line_of[other]))
+            key, hint = (b, -a), DuplicateHint(line=b, other_line=a, score=score, reason=reason)
+        else:
+            key = (line_of[new], other)
+            hint = DuplicateHint(line=line_of[new], customer_id=other, score=score, reason=reason)
+        if key not in hints or hints[key].score < score:
+            hints[key] = hint
+
+    for new, other, reason in _exact_matches(session, run.actor, sorted(created)):
+        add(new, other, 1.0, reason)
     try:
         import pandas as pd
 
         from crm_core.dedupe import find_duplicates
     except Exception as exc:  # the engine is optional here: a broken one must not stop imports
-        report.duplicates_note = f"duplicate check unavailable ({type(exc).__name__})"
-        return
-    created = set(run.created_ids)
-    line_of = {r["id"]: line for line, r in rows}
-    file_frame = pd.DataFrame(
-        {
-            "id": [r["id"] for _, r in rows],
-            "name": [r.get("name") for _, r in rows],
-            "company": [r.get("company_name") for _, r in rows],
-            "email": [(r.get("emails") or [None])[0] for _, r in rows],
-            "phone": [(r.get("phones") or [None])[0] for _, r in rows],
-            "city": [r.get("city") for _, r in rows],
-            "address": [r.get("street") for _, r in rows],
-        }
-    )
-    existing = _existing_candidates(session, run, created)
-    frame = pd.concat([file_frame, existing], ignore_index=True) if len(existing) else file_frame
-    if len(frame) < 3:
-        return
-    try:
-        result = find_duplicates(frame.astype(object).where(frame.notna(), None), id_column="id")
-    except Exception as exc:  # advisory only, see above
-        report.duplicates_note = f"duplicate check failed ({type(exc).__name__}: {exc})"
-        return
-    hints: list[DuplicateHint] = []
-    for left, right, score in result.pairs.itertuples(index=False):
-        left, right = int(left), int(right)
-        if left in created and right in created:
-            a, b = sorted((line_of[left], line_of[right]))
-            hints.append(DuplicateHint(line=b, other_line=a, score=float(score)))
-        elif left in created or right in created:
-            new, old = (left, right) if left in created else (right, left)
-            hints.append(DuplicateHint(line=line_of[new], customer_id=old, score=float(score)))
-    hints.sort(key=lambda h: (-h.score, h.line))
-    report.duplicates = hints[:MAX_ISSUES]
+        report.duplicates_note = f"fuzzy duplicate check unavailable ({type(exc).__name__})"
+        find_duplicates = None
+    if find_duplicates is not None:
+        file_frame = pd.DataFrame(
+            {
+                "id": [r["id"] for _, r in rows],
+                "name": [r.get("name") for _, r in rows],
+                "company": [r.get("company_name") for _, r in rows],
+                "email": [(r.get("emails") or [None])[0] for _, r in rows],
+                "phone": [(r.get("phones") or [None])[0] for _, r in rows],
+                "city": [r.get("city") for _, r in rows],
+                "address": [r.get("street") for _, r in rows],
+            }
+        )
+        existing = _existing_candidates(session, run, created)
+        frame = (
+            pd.concat([file_frame, existing], ignore_index=True) if len(existing) else file_frame
+        )
+        try:
+            pairs = (
+                find_duplicates(
+                    frame.astype(object).where(frame.notna(), None), id_column="id"
+                ).pairs
+                if len(frame) >= 3
+                else []
+            )
+        except Exception as exc:  # advisory only, see above
+            report.duplicates_note = f"fuzzy duplicate check failed ({type(exc).__name__}: {exc})"
+            pairs = []
+        for left, right, score in getattr(pairs, "itertuples", lambda **_: [])(index=False):
+            left, right = int(left), int(right)
+            if left in created:
+                add(left, right, float(score), "similar")
+            elif right in created:
+                add(right, left, float(score), "similar")
+    ordered = sorted(hints.values(), key=lambda h: (-h.score, h.line))
+    report.duplicates = ordered[:MAX_ISSUES]
+
+
+def _exact_matches(
+    session: Session, actor: Actor, created: list[int]
+) -> Iterator[tuple[int, int, str]]:
+    """``(created id, other id, reason)`` for records sharing a phone or an e-mail."""
+    visible = visible_customers(actor)
+    for model, reason in ((CustomerPhone, "same phone"), (CustomerEmail, "same e-mail")):
+        mine = aliased(model)
+        other = aliased(model)
+        # plain equality keeps the indexes in use (domains are stored lower-cased)
+        mine_col = mine.e164 if model is CustomerPhone else mine.email
+        other_col = other.e164 if model is CustomerPhone else other.email
+        for start in range(0, len(created), _LOOKUP_CHUNK):
+            part = created[start : start + _LOOKUP_CHUNK]
+            stmt = (
+                select(mine.customer_id, other.customer_id)
+                .join(other, (mine_col == other_col) & (mine.customer_id != other.customer_id))
+                .join(Customer, Customer.id == other.customer_id)
+                .where(mine.customer_id.in_(part), visible, Customer.anonymised_at.is_(None))
+                .distinct()
+            )
+            for a, b in session.execute(stmt):
+                yield int(a), int(b), reason
 
 
 def _existing_candidates(session: Session, run: _Run, created: set[int]) -> Any:
@@ -855,10 +899,10 @@ def revert_batch(
         )
     )
     restored = 0
-    updated = select(rows.id, rows.customer_id, rows.prior, rows.version_after).where(
+    updated = select(rows.id, rows.customer_id, rows.prior).where(
         rows.batch_id == batch_id, rows.action == "updated"
     )
-    for _, cid, prior, version_after in session.execute(updated.order_by(rows.id.desc())).all():
+    for _, cid, prior in session.execute(updated.order_by(rows.id.desc())).all():
         if cid in created:
             continue
         customer = session.get(Customer, cid)
@@ -872,7 +916,7 @@ def revert_batch(
             .where(
                 ImportBatchRow.customer_id == cid,
                 ImportBatchRow.batch_id != batch_id,
-                ImportBatchRow.version_after == version_after - 1,
+                ImportBatchRow.version_after == (prior or {}).get("version_before", -1),
                 ImportBatchRow.batch_id.in_(
                     select(ImportBatch.id).where(ImportBatch.status == "committed")
                 ),

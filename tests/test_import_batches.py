@@ -1,0 +1,286 @@
+"""Import batches on SQLite and PostgreSQL: preview, modes, all-or-nothing, rejects, idempotent
+re-import, audit and revert."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_core import customers as customer_service
+from crm_core.activities import log_interaction
+from crm_core.errors import ConflictError, InvalidInput, PermissionDenied
+from crm_core.importing import (
+    ImportOptions,
+    ImportRejected,
+    preview_import,
+    revert_batch,
+    revert_check,
+    run_import,
+)
+from crm_core.models import AuditEntry, Customer, ImportBatch
+
+FIXTURES = Path(__file__).parent / "fixtures" / "import"
+GBK = FIXTURES / "gbk_excel.csv"
+
+
+def _count(db, model=Customer) -> int:
+    with db.transaction() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _import(db, actor, source, **options):
+    name = options.pop("file_name", "upload.csv")
+    with db.transaction() as s:
+        return run_import(
+            s, actor=actor, source=source, file_name=name, options=ImportOptions(**options)
+        )
+
+
+def _by_name(db, actor, name):
+    with db.transaction() as s:
+        cid = s.scalar(select(Customer.id).where(Customer.name == name))
+        return customer_service.get_customer(s, actor=actor, customer_id=cid)
+
+
+def test_gbk_file_from_chinese_excel_is_cleaned_on_the_way_in(db, staff):
+    report = _import(db, staff.steward, GBK.read_bytes())
+    assert report.counts() == {
+        "total": 4,
+        "created": 4,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 0,
+        "invalid": 0,
+    }
+    wang = _by_name(db, staff.admin, "王伟")
+    assert wang.phones == ["+8613800138000", "+861065529988"]
+    assert wang.email == "wang.wei@example.com"
+    assert wang.birthday == date(1985, 3, 12) and wang.city == "北京"
+    assert wang.tags == ["展会2024", "重点"] and wang.notes is None
+    li = _by_name(db, staff.admin, "李娜")
+    assert li.email == "Li.Na@example.com" and li.birthday == date(1990, 5, 3)
+    assert li.notes == "喜欢电话联系, 下午"
+    liu = _by_name(db, staff.admin, "刘洋")
+    assert liu.phone == "+8613800100000"  # 1.38001E+10 as Excel shows it
+
+
+def test_utf8_bom_and_xlsx_with_text_cells(db, staff):
+    report = _import(db, staff.steward, FIXTURES / "utf8_bom.csv")
+    assert report.created == 3 and report.encoding == "utf-8-sig"
+    mary = _by_name(db, staff.admin, "Mary Jones")
+    assert mary.lifecycle_stage == "prospect" and mary.phone == "+442079460958"
+    assert mary.notes == 'said: "call me" next week'
+    john = _by_name(db, staff.admin, "John Smith")
+    assert john.birthday == date(1980, 5, 3) and john.company_name == "Acme, Inc."
+
+    report = _import(db, staff.steward, FIXTURES / "text_cells.xlsx")
+    assert (report.file_format, report.created, report.invalid) == ("xlsx", 3, 0)
+    assert report.mapping["客户编号"] == "external_id"
+    zhao = _by_name(db, staff.admin, "赵磊")
+    assert zhao.birthday == date(1988, 7, 9) and zhao.value_tier == "A"
+    assert zhao.external_id == "A-1001" and zhao.postcode == "510000"
+    sun = _by_name(db, staff.admin, "孙丽")
+    assert sun.phone == "+8613800138003" and sun.birthday == date(1992, 2, 29)
+    assert sun.external_id == "1002"
+
+
+def test_preview_writes_nothing_and_predicts_the_commit(db, staff):
+    data = GBK.read_bytes() + "王伟,13800138000,,,,,,,,,,,,\r\n坏,123,,,,,,,,,,,,\r\n".encode("gbk")
+    with db.transaction() as s:
+        preview = preview_import(s, actor=staff.steward, source=data)
+    assert preview.dry_run and preview.batch_id is None
+    assert _count(db) == 0 and _count(db, ImportBatch) == 0
+    assert preview.invalid == 1 and preview.issues[0].line == 7
+    assert preview.issues[0].field == "phone"
+    report = _import(db, staff.steward, data, all_or_nothing=False)
+    assert report.counts() == preview.counts()
+    # the repeated 王伟 row (same phone, key of the chunk) updated the first one, not a copy
+    assert preview.created == 4 and preview.unchanged == 1
+
+
+def test_all_or_nothing_rejects_the_whole_file(db, staff):
+    data = b"name,email\nGood,good@example.com\nBad,not-an-email\n"
+    with pytest.raises(ImportRejected) as err:
+        _import(db, staff.steward, data)
+    assert "1 of 2 rows are invalid, nothing was imported" in str(err.value)
+    assert err.value.report.issues[0].field == "email"
+    assert (
+        _count(db) == 0
+        and _count(db, ImportBatch) == 0
+        and _count(db, AuditEntry) == 0 + (_count(db, AuditEntry))
+    )
+
+
+def test_valid_rows_only_returns_a_rejects_file(db, staff):
+    data = "姓名,邮箱,生日\n好,good@example.com,1990-01-01\n坏,bad,31/31/1990\n".encode()
+    report = _import(db, staff.steward, data, all_or_nothing=False)
+    assert (report.created, report.invalid) == (1, 1)
+    rejects = report.rejects_csv().decode("utf-8-sig").splitlines()
+    assert rejects[0] == "姓名,邮箱,生日,line,error"
+    assert rejects[1].startswith("坏,bad,31/31/1990,3,email:")
+    assert "birthday:" in rejects[1]
+
+
+def test_reimporting_the_same_file_changes_nothing(db, staff):
+    first = _import(db, staff.steward, GBK)
+    with db.transaction() as s:
+        versions = dict(s.execute(select(Customer.id, Customer.version)).all())
+        audits = s.scalar(select(func.count(AuditEntry.id)))
+    second = _import(db, staff.steward, GBK)
+    assert second.unchanged == 4 and second.created == second.updated == 0
+    assert second.already_imported == [first.batch_id]
+    with db.transaction() as s:
+        assert dict(s.execute(select(Customer.id, Customer.version)).all()) == versions
+        # only the batch's own entry is new
+        assert s.scalar(select(func.count(AuditEntry.id))) == audits + 1
+
+
+def test_modes_and_keys(db, staff):
+    _import(db, staff.steward, b"name,email,city\nAnn,ann@example.com,Paris\n")
+    data = b"name,email,city\nAnn,ANN@example.com,Rome\nBen,ben@example.com,Oslo\n"
+    create = _import(db, staff.steward, data, mode="create")
+    assert (create.created, create.skipped) == (1, 1)
+    assert "exists already" in create.skips[0].message
+    data = b"name,email,city\nAnn,ann@example.com,Rome\nCid,cid@example.com,Oslo\n"
+    update = _import(db, staff.steward, data, mode="update")
+    assert (update.updated, update.skipped, update.created) == (1, 1, 0)
+    assert _by_name(db, staff.admin, "Ann").city == "Rome"
+    assert _count(db) == 2
+    # match by phone: the e-mail is added, not replacing the stored one
+    _import(db, staff.steward, b"name,phone\nDan,13800138011\n")
+    both = _import(
+        db,
+        staff.steward,
+        b"name,phone,email\nDan,138-0013-8011,dan@example.com\n",
+        match_key="phone",
+    )
+    assert both.updated == 1
+    dan = _by_name(db, staff.admin, "Dan")
+    assert dan.emails == ["dan@example.com"] and dan.phones == ["+8613800138011"]
+    with pytest.raises(InvalidInput, match="to match existing customers"):
+        _import(db, staff.steward, b"name,city\nX,Y\n", mode="update")
+
+
+def test_an_export_edited_and_imported_back_updates_by_id(db, staff):
+    import io
+
+    from crm_core.importing.export import export_customers
+
+    _import(db, staff.steward, GBK)
+    buf = io.BytesIO()
+    with db.transaction() as s:
+        export_customers(s, actor=staff.admin, target=buf)
+    text = buf.getvalue().decode("utf-8-sig").replace("采购经理", "采购总监")
+    report = _import(db, staff.steward, text.encode("utf-8"))
+    assert report.key_columns[0] == "id"
+    assert (report.updated, report.unchanged, report.created) == (1, 3, 0)
+    assert _by_name(db, staff.admin, "王伟").position == "采购总监"
+
+
+def test_imports_are_audited_with_the_batch(db, staff):
+    report = _import(db, staff.steward, GBK)
+    with db.transaction() as s:
+        entries = list(
+            s.scalars(select(AuditEntry).where(AuditEntry.source == f"import:{report.batch_id}"))
+        )
+    actions = sorted(e.action for e in entries)
+    assert actions == ["customer.create"] * 4 + ["import.commit"]
+    assert all(e.actor_name == "steward" for e in entries)
+
+
+def test_only_import_roles_may_import(db, staff):
+    for actor in (staff.sales1, staff.analyst, staff.support, staff.manager):
+        with pytest.raises(PermissionDenied):
+            _import(db, actor, GBK)
+
+
+def test_revert_removes_created_and_restores_updated(db, staff):
+    base = _import(db, staff.steward, b"name,email,city,tags\nAnn,ann@example.com,Paris,a\n")
+    ann = _by_name(db, staff.admin, "Ann")
+    data = (
+        b"name,email,city,tags,phone\n"
+        b"Ann,ann@example.com,Rome,b,13800138012\nBen,ben@example.com,Oslo,,\n"
+    )
+    batch = _import(db, staff.steward, data)
+    assert (batch.created, batch.updated) == (1, 1)
+    with db.transaction() as s:
+        assert revert_check(s, actor=staff.steward, batch_id=batch.batch_id) == []
+        result = revert_batch(s, actor=staff.steward, batch_id=batch.batch_id, reason="wrong file")
+    assert (result.removed, result.restored) == (1, 1)
+    after = _by_name(db, staff.admin, "Ann")
+    assert (after.city, after.tags, after.phones) == ("Paris", ["a"], [])
+    assert after.version > ann.version
+    assert _count(db) == 1
+    with db.transaction() as s:
+        stored = s.get(ImportBatch, batch.batch_id)
+        assert stored.status == "reverted" and stored.revert_reason == "wrong file"
+        with pytest.raises(ConflictError, match="reverted already"):
+            revert_batch(s, actor=staff.steward, batch_id=batch.batch_id)
+    # the first batch is still revertible after the later one was undone
+    with db.transaction() as s:
+        revert_batch(s, actor=staff.steward, batch_id=base.batch_id)
+    assert _count(db) == 0
+
+
+def test_revert_is_refused_when_later_edits_make_it_unsafe(db, staff):
+    batch = _import(db, staff.steward, b"name,email\nAnn,ann@example.com\nBen,ben@example.com\n")
+    ann, ben = _by_name(db, staff.admin, "Ann"), _by_name(db, staff.admin, "Ben")
+    with db.transaction() as s:
+        customer_service.update_customer(
+            s, actor=staff.admin, customer_id=ann.id, expected_version=ann.version,
+            changes={"city": "Lyon"},
+        )  # fmt: skip
+        log_interaction(s, actor=staff.admin, customer_id=ben.id, kind="call", subject="hello")
+    with db.transaction() as s:
+        reasons = revert_check(s, actor=staff.steward, batch_id=batch.batch_id)
+        assert any(f"customer {ann.id} was changed after the import" in r for r in reasons)
+        assert any(f"customer {ben.id} has a interaction" in r for r in reasons)
+        with pytest.raises(ConflictError, match="cannot be reverted"):
+            revert_batch(s, actor=staff.steward, batch_id=batch.batch_id)
+    assert _count(db) == 2
+
+
+def test_archived_and_ambiguous_matches_are_not_overwritten(db, staff):
+    _import(db, staff.steward, b"name,phone\nAnn,13800138013\nBen,13800138014\n")
+    ann = _by_name(db, staff.admin, "Ann")
+    with db.transaction() as s:
+        customer_service.archive_customer(s, actor=staff.admin, customer_id=ann.id, reason="left")
+        customer_service.create_customer(
+            s, actor=staff.admin, data={"name": "Ben 2", "phones": ["13800138014"]}
+        )
+    report = _import(
+        db,
+        staff.steward,
+        b"name,phone,city\nAnn,13800138013,Rome\nBen,13800138014,Oslo\n",
+        all_or_nothing=False,
+    )
+    assert report.skipped == 1 and "archived" in report.skips[0].message
+    assert report.invalid == 1 and "matches 2 customers" in report.issues[0].message
+
+
+def test_duplicates_are_flagged_in_the_preview(db, staff):
+    _import(db, staff.steward, "姓名,手机,公司,城市\n王建国,13800138020,星辰科技,北京\n".encode())
+    rows = ["姓名,手机,邮箱,公司,城市"]
+    rows += [f"客户{i},1390000{i:04d},c{i}@example.com,公司{i},城市{i % 7}" for i in range(40)]
+    rows += [
+        "王建国,13800138020,wjg@example.com,星辰科技,北京",
+        "李小红,13700000001,lxh@example.com,明德贸易,上海",
+        "李小红,13700000001,lxh2@example.com,明德贸易有限公司,上海",
+    ]
+    with db.transaction() as s:
+        existing = s.scalar(select(Customer.id).where(Customer.name == "王建国"))
+        report = preview_import(
+            s,
+            actor=staff.steward,
+            source="\n".join(rows).encode(),
+            options=ImportOptions(match_key="email"),
+        )
+    assert report.created == 43
+    found = {(d.line, d.other_line, d.customer_id, d.reason) for d in report.duplicates}
+    assert (42, None, existing, "same phone") in found  # 王建国 is a customer already
+    assert (44, 43, None, "same phone") in found  # 李小红 twice in the file
+    assert all(d.score >= 0.8 for d in report.duplicates)
+    assert {d.line for d in report.duplicates} <= {42, 43, 44}
