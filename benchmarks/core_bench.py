@@ -85,10 +85,13 @@ def _queries(rows: list[dict], n: int, rng: random.Random) -> list[tuple[str, st
     return queries
 
 
-def run(n: int, url: str | None, seed: int) -> dict[str, float]:
+def run(n: int, url: str | None, seed: int, keep: Path | None = None) -> dict[str, float]:
     tmp = None
     admin_engine = None
-    if url is None:
+    if keep is not None:
+        keep.unlink(missing_ok=True)
+        url = f"sqlite:///{keep}"
+    elif url is None:
         tmp = tempfile.TemporaryDirectory()
         url = f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
     elif url.startswith("postgresql"):
@@ -156,6 +159,7 @@ def main() -> None:
         help="PostgreSQL server URL (default: a temporary SQLite file)",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the SQLite database here")
     args = parser.parse_args()
     backend = "postgresql" if args.database_url else "sqlite"
     header = (
@@ -165,7 +169,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for n in args.customers:
-        r = run(n, args.database_url, args.seed)
+        r = run(n, args.database_url, args.seed, args.keep)
         print(
             f"{backend:<10} {r['customers']:>10,} {r['insert_s']:>9.1f} {r['rows_per_s']:>9,.0f} "
             f"{r['search_median_ms']:>14.2f} {r['search_p95_ms']:>14.2f} {r['name_p95_ms']:>9.2f} "

@@ -8,17 +8,17 @@ caller's transaction, so a batch commits whole or not at all.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from crm_core import audit
 from crm_core.access import Actor, require
 from crm_core.customers import (
     TEXT_FIELDS,
@@ -45,6 +45,7 @@ from crm_core.normalize import pinyin_key
 from crm_core.settings import get_settings
 
 CHUNK = 5000
+_NOT_AUDITED = frozenset({"id", "search_text", "name_key", "created_at", "updated_at", "version"})
 PARALLEL_FROM = 20_000
 
 
@@ -122,6 +123,68 @@ def validate_rows(
     return [item for chunk in results for item in chunk]
 
 
+def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
+    """Reserve ``count`` primary keys of ``table`` for a multi-row insert without RETURNING.
+
+    PostgreSQL draws them from the table's sequence. SQLite serialises writers: after a first
+    write statement this transaction holds the write lock, so ``max(id)`` cannot move under us.
+    """
+    if count <= 0:
+        return []
+    conn = session.connection()
+    name = table.name
+    if conn.dialect.name == "postgresql":
+        stmt = text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)")
+        return [int(v) for v in conn.execute(stmt, {"t": name, "n": count}).scalars()]
+    conn.execute(text(f'UPDATE "{name}" SET id = id WHERE 0'))  # take the write lock
+    start = int(conn.execute(text(f'SELECT coalesce(max(id), 0) FROM "{name}"')).scalar() or 0)
+    return list(range(start + 1, start + 1 + count))
+
+
+def _creation_changes(snapshot: dict[str, Any]) -> dict[str, list[Any]]:
+    """Audit changes of a created record: ``{field: [None, value]}`` (values already validated
+    and JSON-safe, dates as ISO text)."""
+    return {
+        k: [None, v.isoformat() if isinstance(v, date) else v]
+        for k, v in snapshot.items()
+        if v is not None and v != "" and v != [] and v != {}
+    }
+
+
+@contextmanager
+def _batched_search_index(session: Session) -> Iterator[list[int]]:
+    """On SQLite, index the search text of the created customers in one statement at the end
+    instead of row by row through the trigger (about eight times faster).
+
+    The trigger is dropped and re-created inside the caller's transaction, which holds
+    SQLite's write lock throughout: no other writer can insert while it is away.
+    """
+    conn = session.connection()
+    created: list[int] = []
+    if conn.dialect.name != "sqlite":
+        yield created
+        return
+    trigger_sql = conn.execute(
+        text("SELECT sql FROM sqlite_master WHERE type='trigger' AND name='customer_fts_ai'")
+    ).scalar()
+    if trigger_sql is None:
+        yield created
+        return
+    conn.execute(text("DROP TRIGGER customer_fts_ai"))
+    try:
+        yield created
+        if created:
+            conn.execute(
+                text(
+                    "INSERT INTO customer_fts(rowid, search_text) "
+                    "SELECT id, search_text FROM customers WHERE id BETWEEN :lo AND :hi"
+                ),
+                {"lo": min(created), "hi": max(created)},
+            )
+    finally:
+        conn.execute(text(trigger_sql))
+
+
 def _tag_ids(session: Session, names: set[str]) -> dict[str, int]:
     if not names:
         return {}
@@ -177,91 +240,89 @@ def bulk_create_customers(
     now = utcnow()
     tag_ids = _tag_ids(session, {t for _, c in good for t in (c.tags or [])})
     conn = session.connection()  # Core statements: the ORM adds nothing to plain inserts
-    for start in range(0, len(good), CHUNK):
-        part = good[start : start + CHUNK]
-        values = []
-        for index, clean in part:
-            cols = clean.columns
-            phones = clean.phones or []
-            emails = clean.emails or []
-            name = cols["name"]
-            key = pinyin_key(name)
-            owner = cols.get("owner_id")
-            when = (created_at[index] if created_at is not None else None) or now
-            values.append(
-                {
-                    **{f: cols.get(f) for f in TEXT_FIELDS},
-                    "kind": cols.get("kind") or CustomerKind.PERSON,
-                    "name": name,
-                    "name_key": key,
-                    "search_text": build_search_text(
-                        name, key, cols.get("company_name"), emails, [p[0] for p in phones]
-                    ),
-                    "company_id": cols.get("company_id"),
-                    "phone": phones[0][0] if phones else None,
-                    "email": emails[0] if emails else None,
-                    "country": cols.get("country"),
-                    "birthday": cols.get("birthday"),
-                    "lifecycle_stage": cols.get("lifecycle_stage") or Lifecycle.LEAD,
-                    "value_tier": cols.get("value_tier"),
-                    "owner_id": owner,
-                    "team_id": teams.get(owner) if owner else None,
-                    "custom": clean.custom or {},
-                    "created_by_id": actor.id,
-                    "created_at": when,
-                    "updated_at": when,
-                    "version": 1,
-                }
-            )
-        table = Customer.__table__
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        ids = list(conn.execute(stmt, values).scalars())
-        phone_rows, email_rows, tag_rows, audit_rows = [], [], [], []
-        for cid, (index, clean), value in zip(ids, part, values, strict=True):
-            for i, (e164, raw) in enumerate(clean.phones or []):
-                phone_rows.append(
+    with _batched_search_index(session) as indexed:
+        for start in range(0, len(good), CHUNK):
+            part = good[start : start + CHUNK]
+            values = []
+            for index, clean in part:
+                cols = clean.columns
+                phones = clean.phones or []
+                emails = clean.emails or []
+                name = cols["name"]
+                key = pinyin_key(name)
+                owner = cols.get("owner_id")
+                when = (created_at[index] if created_at is not None else None) or now
+                values.append(
                     {
-                        "customer_id": cid,
-                        "e164": e164,
-                        "raw": raw,
-                        "label": "mobile",
-                        "is_primary": i == 0,
+                        **{f: cols.get(f) for f in TEXT_FIELDS},
+                        "kind": cols.get("kind") or CustomerKind.PERSON,
+                        "name": name,
+                        "name_key": key,
+                        "search_text": build_search_text(
+                            name, key, cols.get("company_name"), emails, [p[0] for p in phones]
+                        ),
+                        "company_id": cols.get("company_id"),
+                        "phone": phones[0][0] if phones else None,
+                        "email": emails[0] if emails else None,
+                        "country": cols.get("country"),
+                        "birthday": cols.get("birthday"),
+                        "lifecycle_stage": cols.get("lifecycle_stage") or Lifecycle.LEAD,
+                        "value_tier": cols.get("value_tier"),
+                        "owner_id": owner,
+                        "team_id": teams.get(owner) if owner else None,
+                        "custom": clean.custom or {},
+                        "created_by_id": actor.id,
+                        "created_at": when,
+                        "updated_at": when,
+                        "version": 1,
                     }
                 )
-            for i, email in enumerate(clean.emails or []):
-                email_rows.append(
-                    {"customer_id": cid, "email": email, "label": "work", "is_primary": i == 0}
+            ids = reserve_ids(session, Customer.__table__, len(values))
+            for cid, value in zip(ids, values, strict=True):
+                value["id"] = cid
+            conn.execute(insert(Customer.__table__), values)
+            phone_rows, email_rows, tag_rows, audit_rows = [], [], [], []
+            for cid, (index, clean), value in zip(ids, part, values, strict=True):
+                for i, (e164, raw) in enumerate(clean.phones or []):
+                    phone_rows.append(
+                        {
+                            "customer_id": cid,
+                            "e164": e164,
+                            "raw": raw,
+                            "label": "mobile",
+                            "is_primary": i == 0,
+                        }
+                    )
+                for i, email in enumerate(clean.emails or []):
+                    email_rows.append(
+                        {"customer_id": cid, "email": email, "label": "work", "is_primary": i == 0}
+                    )
+                for tag in clean.tags or []:
+                    tag_rows.append({"customer_id": cid, "tag_id": tag_ids[tag]})
+                snapshot = {k: v for k, v in value.items() if k not in _NOT_AUDITED}
+                snapshot["phones"] = [p[0] for p in clean.phones or []] or None
+                snapshot["emails"] = clean.emails or None
+                snapshot["tags"] = clean.tags or None
+                audit_rows.append(
+                    {
+                        "at": now,
+                        "actor_id": actor.id,
+                        "actor_name": actor.username,
+                        "action": "customer.create",
+                        "entity_type": "customer",
+                        "entity_id": cid,
+                        "changes": _creation_changes(snapshot),
+                        "source": source,
+                    }
                 )
-            for tag in clean.tags or []:
-                tag_rows.append({"customer_id": cid, "tag_id": tag_ids[tag]})
-            snapshot = {
-                k: v
-                for k, v in value.items()
-                if v not in (None, "", {})
-                and k not in ("search_text", "name_key", "created_at", "updated_at", "version")
-            }
-            snapshot["phones"] = [p[0] for p in clean.phones or []] or None
-            snapshot["emails"] = clean.emails or None
-            snapshot["tags"] = clean.tags or None
-            audit_rows.append(
-                {
-                    "at": now,
-                    "actor_id": actor.id,
-                    "actor_name": actor.username,
-                    "action": "customer.create",
-                    "entity_type": "customer",
-                    "entity_id": cid,
-                    "changes": audit.diff({}, snapshot),
-                    "source": source,
-                }
-            )
-            result.ids.append(cid)
-            result.rows.append(index)
-        if phone_rows:
-            conn.execute(insert(CustomerPhone.__table__), phone_rows)
-        if email_rows:
-            conn.execute(insert(CustomerEmail.__table__), email_rows)
-        if tag_rows:
-            conn.execute(insert(customer_tags), tag_rows)
-        conn.execute(insert(AuditEntry.__table__), audit_rows)
+                result.ids.append(cid)
+                indexed.append(cid)
+                result.rows.append(index)
+            if phone_rows:
+                conn.execute(insert(CustomerPhone.__table__), phone_rows)
+            if email_rows:
+                conn.execute(insert(CustomerEmail.__table__), email_rows)
+            if tag_rows:
+                conn.execute(insert(customer_tags), tag_rows)
+            conn.execute(insert(AuditEntry.__table__), audit_rows)
     return result

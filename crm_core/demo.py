@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import audit
 from crm_core.activities import ensure_pipeline_stages
-from crm_core.bulk import bulk_create_customers
+from crm_core.bulk import bulk_create_customers, reserve_ids
 from crm_core.db import Database
 from crm_core.models import (
     Contract,
@@ -261,11 +261,11 @@ def load_demo(
                         }
                     )
                     source_order_ids.append(int(r["id"]))
-            for i in range(0, len(rows), CHUNK):
-                table = Order.__table__
-                stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-                new_ids = list(session.connection().execute(stmt, rows[i : i + CHUNK]).scalars())
-                order_ids.update(zip(source_order_ids[i : i + CHUNK], new_ids, strict=True))
+            new_ids = reserve_ids(session, Order.__table__, len(rows))
+            for row, new_id in zip(rows, new_ids, strict=True):
+                row["id"] = new_id
+            order_ids.update(zip(source_order_ids, new_ids, strict=True))
+            _insert(session, Order, rows)
             counts["orders"] = len(rows)
             rows = [
                 {
