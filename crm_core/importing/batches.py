@@ -39,7 +39,7 @@ from crm_core.access import Actor, require, visible_customers
 from crm_core.bulk import bulk_create_customers
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
 from crm_core.errors import ConflictError, InvalidInput, NotFound
-from crm_core.importing import cleaning
+from crm_core.importing import cleaning, reading
 from crm_core.importing import mapping as mapping_mod
 from crm_core.importing.reading import (
     Chunk,
@@ -559,7 +559,7 @@ def run_import(
     spool, info = open_source(source, encoding=options.encoding)
     info.sheet = options.sheet
     with spool:
-        chunks = iter_chunks(spool, info)
+        chunks = iter_chunks(spool, info, chunk_rows=reading.CHUNK_ROWS)
         first = next(chunks)
         header = first.header
         columns, keys = _prepare(session, actor, info, header, options, file_name)
