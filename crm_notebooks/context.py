@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from crm_core.db import Database, get_database
 from crm_core.errors import CrmError, NotFound, PermissionDenied
 from crm_core.migrate import current_revisions
 from crm_core.models import Role, User
+from crm_core.settings import get_settings
 
 T = TypeVar("T")
 
@@ -57,6 +60,19 @@ def _find_user(session: Session, user: str) -> User:
     return found
 
 
+def _default_url() -> str:
+    """The configured database; a notebook kernel started in ``notebooks/`` finds the project's
+    ``var/crm.sqlite3`` one folder up."""
+    settings = get_settings()
+    if settings.database_url or os.environ.get("CRM_DATA_DIR"):
+        return settings.resolved_database_url
+    here = Path.cwd()
+    for folder in (here, here.parent):
+        if (folder / "var" / "crm.sqlite3").exists():
+            return f"sqlite:///{folder / 'var' / 'crm.sqlite3'}"
+    return settings.resolved_database_url
+
+
 def connect(
     database_url: str | None = None, user: str = "analyst", *, locale: str | None = None
 ) -> NotebookContext:
@@ -66,7 +82,7 @@ def connect(
     active account with that role. No password is asked: the notebook runs where the database
     is reachable, and every call still applies the user's access rules and masking.
     """
-    db = get_database(database_url)
+    db = get_database(database_url or _default_url())
     if not current_revisions(db.engine):
         raise CrmError(f"no CRM database at {db.engine.url!r}: run `crm init` and `crm demo` first")
     with db.transaction() as session:
