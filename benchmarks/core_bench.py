@@ -111,6 +111,7 @@ def run(n: int, url: str | None, seed: int, keep: Path | None = None) -> dict[st
     with db.transaction() as s:
         actor = get_system_user(s)
         result = bulk_create_customers(s, actor=actor, rows=rows, skip_invalid=True, source="bench")
+    db.analyze()
     t_insert = time.perf_counter() - t0
 
     rng = random.Random(seed)

@@ -710,50 +710,86 @@ def _like_escape(token: str) -> str:
     return token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_condition(session: Session, query: str) -> Any:
-    """SQL condition for the quick search: part of a name, pinyin, phone in any format, email
-    or company. Uses the trigram index (FTS5 on SQLite, pg_trgm on PostgreSQL) for fragments
-    of three or more characters and a name prefix for shorter ones."""
-    query = (clean_text(query) or "").lower()
-    if not query:
+@dataclass(frozen=True)
+class SearchPlan:
+    """How a quick-search text is looked up (pure; see ``plan_search``).
+
+    ``kind`` is ``phone`` (exact E.164 match), ``text`` (trigram index: FTS5 on SQLite,
+    pg_trgm on PostgreSQL; ``groups`` are alternatives, each a list of fragments that must all
+    occur) or ``prefix`` (name or pinyin starting with ``prefix``: for fragments shorter than the
+    three characters a trigram index can match, such as the two-character name 王伟).
+    """
+
+    kind: str
+    e164: str | None = None
+    groups: tuple[tuple[str, ...], ...] = ()
+    prefix: str = ""
+
+
+def plan_search(query: str, *, region: str = "CN") -> SearchPlan | None:
+    """Decide how to look up a quick-search text; ``None`` for an empty one."""
+    text_q = (clean_text(query) or "").lower()
+    if not text_q:
         return None
-    conditions = []
-    if _PHONE_LIKE.match(query) and sum(c.isdigit() for c in query) >= 6:
-        e164 = try_normalize_phone(query, region=get_settings().default_region)
+    if _PHONE_LIKE.match(text_q) and sum(c.isdigit() for c in text_q) >= 6:
+        e164 = try_normalize_phone(text_q, region=region)
         if e164:
-            by_phone = select(CustomerPhone.customer_id).where(CustomerPhone.e164 == e164)
-            conditions.append(Customer.id.in_(by_phone))
-        query = re.sub(r"\D", "", query)
-    tokens = [t for t in re.split(r"\s+", query) if t]
-    long_tokens = [t for t in tokens if len(t) >= _FTS_MIN]
-    short_tokens = [t for t in tokens if len(t) < _FTS_MIN]
-    text_conds = []
-    dialect = session.get_bind().dialect.name
+            return SearchPlan("phone", e164=e164)
+        text_q = re.sub(r"\D", "", text_q)
+    tokens = [t for t in re.split(r"\s+", text_q) if t]
+    groups: list[tuple[str, ...]] = []
+    long_tokens = tuple(t for t in tokens if len(t) >= _FTS_MIN)
     if long_tokens:
-        if dialect == "sqlite":
-            match = " AND ".join(_fts_phrase(t) for t in long_tokens)
-            text_conds.append(
-                Customer.id.in_(
-                    select(text("rowid"))
-                    .select_from(text("customer_fts"))
-                    .where(text("customer_fts MATCH :fts_query").bindparams(fts_query=match))
-                )
-            )
-        else:
-            for t in long_tokens:
-                text_conds.append(Customer.search_text.ilike(f"%{_like_escape(t)}%", escape="\\"))
-    for t in short_tokens:
-        prefix = _like_escape(t)
-        text_conds.append(
-            or_(
-                Customer.name.like(f"{prefix}%", escape="\\"),
-                Customer.name_key.like(f"{prefix}%", escape="\\"),
-                Customer.search_text.like(f"%{prefix}%", escape="\\"),
-            )
+        groups.append(long_tokens)
+    joined = "".join(tokens)
+    # pinyin is stored unspaced ("wangwei"), so "wang wei" or "li na" also match joined up
+    if len(tokens) > 1 and len(joined) >= _FTS_MIN and (joined,) not in groups:
+        groups.append((joined,))
+    if groups:
+        return SearchPlan("text", groups=tuple(groups))
+    return SearchPlan("prefix", prefix=joined)
+
+
+def _range(column: Any, prefix: str) -> Any:
+    """``column`` starts with ``prefix``, as an index range (works with any collation)."""
+    return and_(column >= prefix, column < prefix + "\U0010ffff")
+
+
+def search_condition(session: Session, query: str, *, cap: int | None = None) -> Any:
+    """SQL condition for the quick search: part of a name, pinyin, phone in any format, email
+    or company (see ``SearchPlan``). On SQLite ``cap`` limits the trigram matches considered
+    to the most recent ``cap`` records."""
+    plan = plan_search(query, region=get_settings().default_region)
+    if plan is None:
+        return None
+    if plan.kind == "phone":
+        by_phone = select(CustomerPhone.customer_id).where(CustomerPhone.e164 == plan.e164)
+        return Customer.id.in_(by_phone)
+    if plan.kind == "prefix":
+        p = plan.prefix
+        return or_(
+            _range(Customer.name, p),
+            _range(Customer.name, p.capitalize()),
+            _range(Customer.name_key, p),
         )
-    if text_conds:
-        conditions.append(and_(*text_conds))
-    return or_(*conditions) if conditions else None
+    if session.get_bind().dialect.name == "sqlite":
+        match = " OR ".join(
+            "(" + " AND ".join(_fts_phrase(t) for t in group) + ")" for group in plan.groups
+        )
+        fts = (
+            select(text("rowid"))
+            .select_from(text("customer_fts"))
+            .where(text("customer_fts MATCH :fts_query").bindparams(fts_query=match))
+        )
+        if cap:
+            fts = fts.order_by(text("rowid DESC")).limit(cap)
+        return Customer.id.in_(fts)
+    return or_(
+        *[
+            and_(*[Customer.search_text.ilike(f"%{_like_escape(t)}%", escape="\\") for t in group])
+            for group in plan.groups
+        ]
+    )
 
 
 def _encode_cursor(values: list[Any]) -> str:
@@ -841,22 +877,53 @@ def list_customers(
     return Page(items=[to_out(actor, c) for c in rows], next_cursor=next_cursor)
 
 
+#: On SQLite the quick search looks at the most recent matches first, then widens if needed.
+SEARCH_CAP = 2000
+
+
 def search_customers(
     session: Session, *, actor: Actor, query: str, include_archived: bool = False, limit: int = 50
 ) -> list[CustomerOut]:
-    """Quick search; exact name matches first, then the most recently updated."""
-    condition = search_condition(session, query)
-    if condition is None:
-        return []
-    stmt = select(Customer).where(access.visible_customers(actor), condition)
+    """Quick search: exact name matches first, then the newest matching customers (names
+    starting with a short fragment are listed alphabetically)."""
     require(actor, "customer.read")
-    if not include_archived:
-        stmt = stmt.where(Customer.archived_at.is_(None))
+    plan = plan_search(query, region=get_settings().default_region)
+    if plan is None:
+        return []
+    limit = max(1, min(limit, 500))
+
+    def base() -> Select[Any]:
+        stmt = select(Customer).where(access.visible_customers(actor))
+        if not include_archived:
+            stmt = stmt.where(Customer.archived_at.is_(None))
+        return stmt
+
     needle = clean_text(query) or ""
-    stmt = stmt.order_by(
-        (Customer.name == needle).desc(), Customer.updated_at.desc(), Customer.id.desc()
-    )
-    return [to_out(actor, c) for c in session.scalars(stmt.limit(max(1, min(limit, 500))))]
+    found: dict[int, Customer] = {
+        c.id: c for c in session.scalars(base().where(Customer.name == needle).limit(limit))
+    }
+    capped = plan.kind == "text" and session.get_bind().dialect.name == "sqlite"
+    for cap in (SEARCH_CAP, None) if capped else (None,):
+        stmt = base().where(search_condition(session, query, cap=cap))
+        order = (Customer.name, Customer.id) if plan.kind == "prefix" else (Customer.id.desc(),)
+        rows = list(session.scalars(stmt.order_by(*order).limit(limit)))
+        for c in rows:
+            found.setdefault(c.id, c)
+        if (
+            len(found) >= limit
+            or cap is None
+            or len(rows) < limit
+            and not _cap_reached(session, query, cap)
+        ):
+            break
+    return [to_out(actor, c) for c in list(found.values())[:limit]]
+
+
+def _cap_reached(session: Session, query: str, cap: int) -> bool:
+    """Did the capped trigram lookup stop at ``cap`` (so older matches may exist)?"""
+    condition = search_condition(session, query, cap=cap)
+    subquery = select(Customer.id).where(condition).subquery()
+    return int(session.scalar(select(func.count()).select_from(subquery)) or 0) >= cap
 
 
 def count_customers(

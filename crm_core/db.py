@@ -80,6 +80,12 @@ class Database:
         from crm_core.migrate import upgrade
 
         upgrade(self.engine)
+        self.analyze()
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after set-up or a large load)."""
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
 
     def dispose(self) -> None:
         self.engine.dispose()

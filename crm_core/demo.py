@@ -373,6 +373,7 @@ def load_demo(
         users = session.scalar(
             select(func.count()).select_from(User).where(User.role != Role.SYSTEM)
         )
+    db.analyze()
     return DemoSummary(
         users=int(users or 0),
         customers=len(id_map),

@@ -269,8 +269,10 @@ def test_archive_and_restore(db, staff):
         "+86-138-0013-8000",
         "13800138000",
         "wei@example",
-        "ww",
-        "星辰",
+        "王",
+        "wangw",
+        "0013 8000",
+        "星辰科技",
     ],
 )
 def test_search_by_name_pinyin_phone_email(db, staff, query):

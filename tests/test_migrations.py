@@ -43,3 +43,11 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_db: Database) -> None:
     with sqlite_db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_search_triggers_survive_all_migrations(sqlite_db: Database) -> None:
+    with sqlite_db.engine.connect() as conn:
+        triggers = set(
+            conn.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'")).scalars()
+        )
+    assert {"customer_fts_ai", "customer_fts_ad", "customer_fts_au"} <= triggers

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -80,8 +81,9 @@ class Customer(Base, Timestamped, Versioned):
     industry: Mapped[str | None] = mapped_column(String(80), index=True)
     size: Mapped[str | None] = mapped_column(String(20))
     source: Mapped[str | None] = mapped_column(String(40), index=True)
-    phone: Mapped[str | None] = mapped_column(String(20), index=True)
-    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    # primary phone and email, denormalised for lists; look-ups go through customer_phones/emails
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(320))
     country: Mapped[str | None] = mapped_column(String(2))
     province: Mapped[str | None] = mapped_column(String(80))
     city: Mapped[str | None] = mapped_column(String(80), index=True)
@@ -98,10 +100,10 @@ class Customer(Base, Timestamped, Versioned):
     custom: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     last_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     archived_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     archive_reason: Mapped[str | None] = mapped_column(Text)
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     phones: Mapped[list[CustomerPhone]] = relationship(
@@ -123,6 +125,19 @@ class Customer(Base, Timestamped, Versioned):
     __table_args__ = (
         Index("ix_customers_updated_id", "updated_at", "id"),
         Index("ix_customers_name", "name"),
+        # sparse columns: partial indexes, so the planner never mistakes "IS NULL" for selective
+        Index(
+            "ix_customers_archived",
+            "archived_at",
+            sqlite_where=text("archived_at IS NOT NULL"),
+            postgresql_where=text("archived_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_customers_merged_into",
+            "merged_into_id",
+            sqlite_where=text("merged_into_id IS NOT NULL"),
+            postgresql_where=text("merged_into_id IS NOT NULL"),
+        ),
     )
 
     @property
