@@ -160,6 +160,7 @@ class ImportReport:
     duplicates: list[DuplicateHint] = field(default_factory=list)
     duplicates_note: str | None = None
     already_imported: list[int] = field(default_factory=list)
+    rejected: bool = False
     seconds: float = 0.0
     _rejects: IO[str] | None = field(default=None, repr=False)
 
@@ -186,6 +187,11 @@ class ImportReport:
         return ("\ufeff" + self._rejects.read()).encode("utf-8")
 
     def summary(self) -> str:
+        if self.rejected:
+            return (
+                f"{self.total} rows, {self.invalid} invalid: nothing was imported (the valid "
+                f"rows hold {self.created} new customers and {self.updated} updates)"
+            )
         verb = "would be" if self.dry_run else "were"
         return (
             f"{self.total} rows: {self.created} {verb} created, {self.updated} updated, "
@@ -621,6 +627,8 @@ def run_import(
                 savepoint.rollback()
     if options.all_or_nothing and report.invalid and not dry_run:
         report.batch_id = None
+        report.rejected = True
+        report.seconds = time.perf_counter() - started
         raise ImportRejected(report)
     report.seconds = time.perf_counter() - started
     return report
