@@ -434,3 +434,26 @@ def test_editing_a_builtin_rule_changes_what_it_does(db, staff):
     assert len(_tasks(db, cid)) == 1
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Notification)) == 0
+
+
+def test_record_by_record_actions_take_a_bounded_batch_per_run(db, staff):
+    _enable_only(db, staff, "auto_archive")
+    long_ago = T0 - timedelta(days=700)
+    ids = [_customer(db, staff.sales1, name=f"Quiet {i}") for i in range(3)]
+    for cid in ids:
+        _set(db, cid, last_contact_at=long_ago, created_at=long_ago)
+    with db.transaction() as s:
+        rule = auto.get_rule(s, actor=staff.admin, rule="auto_archive")
+        auto.update_rule(
+            s,
+            actor=staff.admin,
+            rule_id=rule.id,
+            expected_version=rule.version,
+            changes={"trigger_config": {"max_per_run": 2}},
+        )
+    first = auto.run_due(db, now=T0, deliver=False)
+    assert first[0].summary == {"limit_reached": 2, "archive": 2}
+    second = auto.run_due(db, now=T0 + timedelta(days=1), deliver=False)
+    assert second[0].summary == {"archive": 1}
+    with db.transaction() as s:
+        assert all(s.get(Customer, cid).archived_at is not None for cid in ids)

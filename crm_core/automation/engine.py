@@ -677,7 +677,11 @@ def record_events(
             )
         outcome.matched = len(events)
         return
-    matches = match_select(session, rule.id, spec, now=now).subquery("m")
+    stmt = match_select(session, rule.id, spec, now=now)
+    limit = spec.batch_limit
+    if limit:
+        stmt = stmt.order_by(Customer.id).limit(limit)
+    matches = stmt.subquery("m")
     rows = select(
         literal(rule.id, Integer),
         matches.c.event_key,
@@ -693,6 +697,8 @@ def record_events(
         execution_options=COUNT,
     )
     outcome.matched = int(result.rowcount or 0)
+    if limit and outcome.matched >= limit:
+        outcome.summary["limit_reached"] = limit  # more matches wait for the next run
 
 
 def execute(

@@ -86,6 +86,9 @@ ACTION_TYPES = (
 #: Who a task is for / who is notified: the customer's owner, the managers of its team, every
 #: admin, the ticket's assignee, or one named user (``user:12``). E-mail may also go to the
 #: customer itself (``customer``, which needs marketing consent).
+#: Actions applied record by record through a customer service (not set-based).
+PER_RECORD_ACTIONS = frozenset({"archive", "set_field"})
+PER_RECORD_LIMIT = 2000
 RECIPIENTS = ("owner", "team_manager", "admins", "ticket_assignee")
 _USER_RECIPIENT = re.compile(r"^user:(\d+)$")
 _PURPOSE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -128,10 +131,25 @@ class RuleSpec:
     run_hour: int = 0
     repeat: str = "once"
     include_archived: bool = False
+    max_per_run: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def trigger_config(self) -> dict[str, Any]:
-        return {"repeat": self.repeat, "include_archived": self.include_archived, **self.extra}
+        config = {"repeat": self.repeat, "include_archived": self.include_archived}
+        if self.max_per_run:
+            config["max_per_run"] = self.max_per_run
+        return {**config, **self.extra}
+
+    @property
+    def batch_limit(self) -> int | None:
+        """How many events one run may take on: ``max_per_run``, or by default
+        ``PER_RECORD_LIMIT`` for rules whose actions go through a service record by record
+        (archive, set a field). The rest stay matching and are taken on the next runs."""
+        if self.max_per_run:
+            return self.max_per_run
+        if any(a.type in PER_RECORD_ACTIONS for a in self.actions):
+            return PER_RECORD_LIMIT
+        return None
 
     def conditions_json(self) -> list[dict[str, Any]]:
         out = []
@@ -279,6 +297,9 @@ def validate_rule(data: dict[str, Any]) -> RuleSpec:
     if repeat not in REPEATS:
         raise _fail(f"'{repeat}' is not one of {', '.join(REPEATS)}", "repeat")
     include_archived = bool(config.pop("include_archived", data.get("include_archived", False)))
+    max_per_run = config.pop("max_per_run", 0)
+    if isinstance(max_per_run, bool) or not isinstance(max_per_run, int) or max_per_run < 0:
+        raise _fail("must be a whole number (0: no limit)", "max_per_run")
     run_hour = data.get("run_hour", 0)
     if not isinstance(run_hour, int) or not 0 <= run_hour <= 23:
         raise _fail("must be an hour 0-23 (UTC)", "run_hour")
@@ -307,5 +328,6 @@ def validate_rule(data: dict[str, Any]) -> RuleSpec:
         run_hour=run_hour,
         repeat=repeat,
         include_archived=include_archived,
+        max_per_run=max_per_run,
         extra=config,
     )
