@@ -190,6 +190,9 @@ def frame(ctx: PageContext, title: str) -> Iterator[None]:
             value=ctx.locale,
             on_change=lambda e: _set_language(ctx, e.value),
         ).props("dense borderless dark options-dense").classes("text-white").mark("language")
+        from app.pages.automation import bell
+
+        bell(ctx)
         ui.label(ctx.user.display_name).classes("text-white crm-hide-phone").mark("current-user")
         ui.button(icon="logout", on_click=logout).props("flat round color=white").tooltip(
             _("Log out")

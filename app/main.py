@@ -35,7 +35,17 @@ from starlette.responses import RedirectResponse
 
 from app import security
 from app.frame import PageSpec, mount
-from app.pages import admin, archive, customer, customers, login, pipeline, tasks, tickets
+from app.pages import (
+    admin,
+    archive,
+    automation,
+    customer,
+    customers,
+    login,
+    pipeline,
+    tasks,
+    tickets,
+)
 from crm_core.settings import get_settings
 
 PAGES: tuple[PageSpec, ...] = (
@@ -47,6 +57,7 @@ PAGES: tuple[PageSpec, ...] = (
     tickets.tickets_page,
     tasks.tasks_page,
     *admin.PAGES,
+    *automation.PAGES,
 )
 
 

@@ -436,6 +436,27 @@ async def test_timeline_and_quick_actions(ui_user: User, panel: Panel) -> None:
         assert s.scalar(select(Ticket.subject)) == "Invoice wrong"
 
 
+async def test_long_timeline_shows_newest_first_and_more_on_demand(
+    ui_user: User, panel: Panel
+) -> None:
+    cid = panel.customer(panel.staff.sales1, name="Busy")
+    now = datetime.now(UTC)
+    with panel.db.transaction() as s:
+        for i in range(35):
+            activities.log_interaction(
+                s, actor=panel.staff.sales1, customer_id=cid, kind="note",
+                subject=f"Note {i:02d}", occurred_at=now - timedelta(hours=i),
+            )  # fmt: skip
+    await login(ui_user, "sales1")
+    await ui_user.open(f"/customers/{cid}")
+    await ui_user.should_see("Note 00")
+    await ui_user.should_see("Note 29")
+    await ui_user.should_not_see("Note 30")
+    ui_user.find(marker="timeline-more").click()
+    await ui_user.should_see("Note 34")
+    await ui_user.should_not_see(marker="timeline-more")
+
+
 async def test_company_page_lists_contacts(ui_user: User, panel: Panel) -> None:
     company = panel.customer(panel.staff.admin, name="Acme Ltd", kind="company")
     panel.customer(panel.staff.admin, name="Ann Contact", company_id=company, position="CFO")

@@ -27,6 +27,8 @@ from crm_core.customfields import list_definitions
 from crm_core.errors import ConflictError, InvalidInput
 
 LIST_FIELDS = ("phones", "emails", "tags")
+#: Timeline events shown at first; "Show more" adds as many again.
+TIMELINE_PAGE = 30
 CONTACT_ONLY = access.CONTACT_FIELDS
 
 
@@ -76,7 +78,7 @@ def _read(s: Any, actor: Any, customer_id: int) -> CustomerView:
         definitions=definitions,
         owners=owners,
         contacts=contacts,
-        timeline=activities.timeline(s, actor=actor, customer_id=customer_id, limit=100),
+        timeline=activities.timeline(s, actor=actor, customer_id=customer_id, limit=TIMELINE_PAGE),
     )
 
 
@@ -298,20 +300,31 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
             quick_actions(ctx, customer_id, view, refresh_timeline=lambda: refresh_timeline())
             with ui.card().classes("w-full"):
                 ui.label(_("Timeline")).classes("text-lg")
-                timeline_items = {"items": view.timeline}
+                timeline_items = {"items": view.timeline, "limit": TIMELINE_PAGE}
 
                 @ui.refreshable
                 def show_timeline() -> None:
                     timeline_view(timeline_items["items"], label=_, when=ctx.dt)
+                    if len(timeline_items["items"]) >= timeline_items["limit"]:
+                        ui.button(_("Show more"), on_click=lambda: show_more()).props("flat").mark(
+                            "timeline-more"
+                        )
 
                 show_timeline()
 
     def reload_timeline() -> None:
+        limit = timeline_items["limit"]
         items = ctx.run(
-            lambda s, actor: activities.timeline(s, actor=actor, customer_id=customer_id, limit=100)
+            lambda s, actor: activities.timeline(
+                s, actor=actor, customer_id=customer_id, limit=limit
+            )
         )
         if items is not None:
             timeline_items["items"] = items
+
+    def show_more() -> None:
+        timeline_items["limit"] += TIMELINE_PAGE
+        refresh_timeline()
 
     def refresh_timeline() -> None:
         reload_timeline()
