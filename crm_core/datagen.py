@@ -666,7 +666,14 @@ _TIER_FACTOR = np.array([3.0, 1.0, 0.45])
 # --------------------------------------------------------------------------------------------
 
 
-def _choice(rng: np.random.Generator, n: int, weights: Sequence[float]) -> np.ndarray:
+def _keep(where: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` where ``where`` holds, ``None`` elsewhere (object array)."""
+    out = np.full(len(where), None, dtype=object)
+    out[where] = np.asarray(values, dtype=object)[where]
+    return out
+
+
+def _choice(rng: np.random.Generator, n: int, weights: Sequence[float] | np.ndarray) -> np.ndarray:
     """Indices drawn with the given (unnormalised) weights."""
     p = np.asarray(weights, dtype=float)
     return rng.choice(len(p), size=n, p=p / p.sum())
@@ -963,6 +970,8 @@ def _head_options(country: str, city: int, land: bool) -> tuple[tuple[str, int],
 def _number_patterns(country: str) -> tuple[str, str]:
     """Regular expressions of libphonenumber for any number and for fixed or mobile lines."""
     meta = phonenumbers.PhoneMetadata.metadata_for_region(country)
+    if meta is None or meta.general_desc is None:
+        raise ValueError(f"phonenumbers has no metadata for {country}")
     lines = "|".join(
         f"(?:{d.national_number_pattern})"
         for d in (meta.fixed_line, meta.mobile)
@@ -1146,8 +1155,8 @@ class _Builder:
         for loc in locales[1:]:
             while True:
                 if loc == "zh_CN":
-                    s = self.cn_surnames[_choice(rng, 1, self.cn_surname_p)[0]]
-                    g = self.cn_given[_choice(rng, 1, self.cn_given_p)[0]]
+                    s = str(self.cn_surnames[_choice(rng, 1, self.cn_surname_p)[0]])
+                    g = str(self.cn_given[_choice(rng, 1, self.cn_given_p)[0]])
                     name = s + g
                     user = f"{''.join(_pinyin(g))}.{''.join(_pinyin(s, surname=True))}"
                 elif loc == "en_GB":
@@ -1331,21 +1340,21 @@ class _Builder:
         names[contact] = names[company_ix[contact]]
         slugs[contact] = slugs[company_ix[contact]]
         industry[contact] = industry[company_ix[contact]]
-        c["company"] = np.where(employed, names, None)
+        c["company"] = _keep(employed, names)
         c["company_slug"] = slugs
         c["employed"] = employed
         c["name"][is_company] = names[is_company]
         codes = np.array([i[0] for i in _INDUSTRIES], dtype=object)
         known_industry = employed & ((rng.random(n) < 0.8) | is_company)
-        c["industry"] = np.where(known_industry, codes[industry], None)
+        c["industry"] = _keep(known_industry, codes[industry])
         size = _choice(rng, n, [0.3, 0.3, 0.2, 0.12, 0.08])
         size[contact] = size[company_ix[contact]]
         sizes = np.array(_SIZES, dtype=object)
-        c["size"] = np.where(is_company | (employed & (rng.random(n) < 0.5)), sizes[size], None)
+        c["size"] = _keep(is_company | (employed & (rng.random(n) < 0.5)), sizes[size])
         cn_pos = np.array(_CN_POSITIONS, dtype=object)[rng.integers(0, len(_CN_POSITIONS), n)]
         en_pos = np.array(_EN_POSITIONS, dtype=object)[rng.integers(0, len(_EN_POSITIONS), n)]
         has_pos = employed & ~is_company & (rng.random(n) < 0.85)
-        c["position"] = np.where(has_pos, np.where(c["is_cn"], cn_pos, en_pos), None)
+        c["position"] = _keep(has_pos, np.where(c["is_cn"], cn_pos, en_pos))
 
     def _addresses(
         self, c: dict[str, np.ndarray], rng: np.random.Generator, n: int, same_site: np.ndarray
@@ -1574,7 +1583,7 @@ class _Builder:
         rng = self.rng["emails"]
         email = self._email_addresses(rng, c, np.arange(n))
         has = rng.random(n) >= np.where(c["is_cn"], 0.15, 0.08)
-        c["email"] = np.where(has, email, None)
+        c["email"] = _keep(has, email)
 
     @staticmethod
     def _email_addresses(
@@ -2061,7 +2070,9 @@ class _History:
         zh: np.ndarray,
     ) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
         """Subject and body pools, and each row's index into them (by language and kind)."""
-        subjects, bodies, s_start, s_len, b_start, b_len = [], [], [], [], [], []
+        subjects: list[str] = []
+        bodies: list[str] = []
+        s_start, s_len, b_start, b_len = [], [], [], []
         for lang in ("en", "zh"):
             for k in kinds:
                 subj, body = table[lang][k]
