@@ -19,6 +19,7 @@ from crm_core.dedupe.normalize import (
     normalize_phone,
     to_simplified,
 )
+from crm_core.dedupe.scoring import prepare
 from crm_core.normalize import try_normalize_phone
 
 
@@ -206,8 +207,13 @@ def test_normalize_city(raw: object, expected: str | None) -> None:
         ("12 Main St.", "12 main street"),
         ("12 MAIN STREET", "12 main street"),
         ("5th Ave, Apt 3", "5th avenue apartment 3"),
-        ("北京市朝阳区建国路 88 号", "北京市朝阳区建国路88号"),
-        ("北京市朝陽區建國路88號", "北京市朝阳区建国路88号"),
+        ("北京市朝阳区建国路 88 号", "建国路88号"),
+        ("北京市朝陽區建國路88號", "建国路88号"),
+        ("广东省深圳市南山区科技路1号", "科技路1号"),
+        ("东莞市南城街道中山路8号", "中山路8号"),
+        ("市中区人民路5号", "人民路5号"),
+        ("滨江大道100号", "滨江大道100号"),
+        ("北京市", "北京市"),
         ("", None),
     ],
 )
@@ -253,6 +259,6 @@ def test_blocking_keys_of_one_record() -> None:
 def test_oversized_blocks_stay_linear() -> None:
     n = 2_000
     df = pd.DataFrame({"name": [f"person {i}" for i in range(n)], "phone": ["010-62345678"] * n})
-    left, right = candidate_pairs(normalize_frame(df), block_cap=40, block_window=5)
+    left, right = candidate_pairs(prepare(normalize_frame(df)), block_cap=40, block_window=5)
     assert len(left) <= n * 5
     assert (left < right).all()

@@ -16,9 +16,18 @@ import pandas as pd
 
 from crm_core.dedupe.blocking import candidate_pairs
 from crm_core.dedupe.cluster import cluster_pairs
-from crm_core.dedupe.model import MatchModel, estimate_u, fit_em, term_frequencies
+from crm_core.dedupe.model import MatchModel, estimate_u, fit_model, term_frequencies
 from crm_core.dedupe.normalize import normalize_frame
-from crm_core.dedupe.scoring import COMPARISONS, Prepared, compare, exact_frequency, prepare
+from crm_core.dedupe.scoring import (
+    COMPARISONS,
+    FIELD_LEVELS,
+    Prepared,
+    compare,
+    exact_frequency,
+    field_levels,
+    levels_matrix,
+    prepare,
+)
 from crm_core.dedupe.settings import DedupeSettings
 from crm_core.errors import InvalidInput
 
@@ -110,15 +119,14 @@ def _train(
     sample = gamma
     if len(gamma) > settings.em_sample_pairs:
         sample = gamma[rng.choice(len(gamma), settings.em_sample_pairs, replace=False)]
-    em_gamma = np.concatenate([sample, label_gamma]) if len(label_gamma) else sample
-    em_labels = None
-    if len(label_gamma):
-        em_labels = np.r_[np.full(len(sample), np.nan), decisions]
-    model = fit_em(
-        em_gamma,
+    model = fit_model(
+        sample,
         u,
-        labels=em_labels,
-        label_weight=settings.label_weight,
+        total_pairs=prep.n * (prep.n - 1) / 2,
+        pairs_represented=len(gamma),
+        label_gamma=label_gamma,
+        decisions=decisions,
+        label_strength=settings.label_strength,
         max_iter=settings.em_max_iter,
     )
     model.n_records = prep.n
@@ -165,7 +173,7 @@ def find_duplicates(
     prep = prepare(norm)
     t_norm = time.perf_counter()
     left, right = candidate_pairs(
-        norm, block_cap=settings.block_cap, block_window=settings.block_window
+        prep, block_cap=settings.block_cap, block_window=settings.block_window
     )
     t_block = time.perf_counter()
     gamma = _compare_chunked(prep, left, right, settings)
@@ -259,9 +267,10 @@ def score_candidates(
     """Score one record (a mapping with any of ``name, company, email, phone, city, address``)
     against ``candidates`` (an id column and the same fields) with a trained ``model``.
 
-    Returns a DataFrame ``id, score`` plus one column per field holding its comparison level
-    (``-1`` missing, ``0`` different, higher is closer), highest score first. Meant for
-    checking a new or edited customer before it is saved.
+    Returns a DataFrame ``id, score`` plus one column per field (``name, company, email,
+    phone, city, address``) holding its comparison level (``-1`` missing, ``0`` different,
+    higher is closer; see ``scoring.FIELD_LEVELS``), highest score first. Meant for checking
+    a new or edited customer before it is saved.
     """
     ids = _check_ids(candidates, id_column)
     if not len(candidates):
@@ -271,9 +280,10 @@ def score_candidates(
     prep = prepare(norm)
     rows = np.arange(1, len(frame), dtype=np.int64)
     first = np.zeros(len(rows), np.int64)
-    gamma = compare(prep, first, rows, workers=1)
+    levels = field_levels(prep, first, rows, workers=1)
+    gamma = levels_matrix(levels)
     freq = model.frequencies(norm, rows)
     result = pd.DataFrame({"id": ids, "score": model.probability(gamma, freq).astype(np.float64)})
-    for j, comparison in enumerate(COMPARISONS):
-        result[comparison.field] = gamma[:, j]
+    for name in FIELD_LEVELS:
+        result[name] = levels[name]
     return result.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)

@@ -6,9 +6,10 @@ match weight is the sum over fields of ``log(m/u)`` of its levels, plus the prio
 its match probability is the logistic of that weight.
 
 * ``u`` is estimated from random record pairs, which are almost all non-matches.
-* ``m`` and the prior are estimated by expectation maximisation over the candidate pairs,
-  with no labels. Steward decisions (pairs marked duplicate or not), when there are some,
-  enter the same EM with their posterior fixed to the decision, which refines ``m``.
+* ``m`` is estimated by expectation maximisation over the candidate pairs, with no labels,
+  once per training rule (pairs sharing a phone train the other fields, and so on); the
+  prior then by EM over all candidate pairs. Steward decisions, when there are some, refine
+  ``m`` with the levels seen in pairs decided to be duplicates.
 * At prediction the ``u`` of an exact level is replaced by how common the shared value is
   (term frequency): two records both named 王伟 say less than two both named 欧阳娜娜.
 """
@@ -90,6 +91,9 @@ class MatchModel:
         floor = 1.0 / max(self.n_records, 1)
         out = np.empty((len(rows), len(COMPARISONS)), np.float32)
         for j, c in enumerate(COMPARISONS):
+            if not c.tf_levels:
+                out[:, j] = floor
+                continue
             table = self.tf.get(tf_column(c.field), {})
             values = norm[tf_column(c.field)].to_numpy(dtype=object)[rows]
             out[:, j] = [table.get(v, floor) if v is not None else floor for v in values]
@@ -169,60 +173,172 @@ def estimate_u(
     return _level_shares(gamma, None, smoothing=1.0)
 
 
-def _initial_m() -> dict[str, list[float]]:
-    m = {}
-    for c in COMPARISONS:
-        raw = np.array([2.0**level for level in range(len(c.levels))])
-        raw[-1] *= 4
-        m[c.field] = (raw / raw.sum()).tolist()
-    return m
+DEFAULT_M: dict[str, list[float]] = {
+    "name": [0.05, 0.05, 0.1, 0.2, 0.6],
+    "email": [0.3, 0.05, 0.65],
+    "phone": [0.3, 0.02, 0.68],
+    "site": [0.05, 0.25, 0.15, 0.15, 0.4],
+}
+"""Starting (and fallback) ``m`` probabilities: duplicates mostly agree on every field."""
+
+
+@dataclass(frozen=True)
+class TrainingRule:
+    """Pairs reaching ``min_level`` on each of ``fields`` train the ``m`` of the other fields.
+
+    Training ``m`` of a field on pairs selected for agreeing on it would only confirm the
+    selection; so, as in Splink, each rule trains the fields it does not select on, and a
+    field's ``m`` is the average over the rules that train it.
+    """
+
+    name: str
+    fields: tuple[tuple[str, int], ...]
+
+    def mask(self, gamma: np.ndarray) -> np.ndarray:
+        """Which rows of ``gamma`` the rule selects."""
+        selected = np.ones(len(gamma), bool)
+        for field_name, min_level in self.fields:
+            selected &= gamma[:, FIELD_NAMES.index(field_name)] >= min_level
+        return selected
+
+
+TRAINING_RULES: tuple[TrainingRule, ...] = (
+    TrainingRule("same phone", (("phone", 2),)),
+    TrainingRule("same email", (("email", 2),)),
+    TrainingRule("same name and place", (("name", 3), ("site", 1))),
+)
 
 
 def fit_em(
     gamma: np.ndarray,
     u: dict[str, list[float]],
     *,
-    labels: np.ndarray | None = None,
-    label_weight: float = 5.0,
+    m: dict[str, list[float]] | None = None,
+    fields: tuple[str, ...] = FIELD_NAMES,
+    evidence: tuple[str, ...] | None = None,
+    learn_u: bool = False,
     prior: float = 0.1,
     max_iter: int = 50,
     tol: float = 1e-5,
 ) -> MatchModel:
-    """Expectation maximisation of ``m`` and the prior over a comparison matrix, ``u`` fixed.
-
-    ``labels`` (same length as ``gamma``; ``1`` duplicate, ``0`` not, ``-1``/NaN unknown) fixes
-    the posterior of decided pairs, each counting ``label_weight`` times.
-    """
-    model = MatchModel(m=_initial_m(), u=u, prior=prior)
-    known = None
-    if labels is not None:
-        labels = np.asarray(labels, dtype=np.float64)
-        known = np.isfinite(labels) & (labels >= 0)
-    sample_weight = np.ones(len(gamma))
-    if known is not None:
-        sample_weight[known] = label_weight
+    """Expectation maximisation of the ``m`` of ``fields`` and of the prior over a comparison
+    matrix, ``u`` fixed. Only the ``evidence`` fields (default: ``fields``) inform the
+    posteriors; with ``fields=()`` and all fields as evidence only the prior is learned."""
+    model = MatchModel(m=dict(m or DEFAULT_M), u=u, prior=prior)
+    evidence = fields if evidence is None else evidence
+    ignored = [j for j, f in enumerate(FIELD_NAMES) if f not in evidence]
+    masked = gamma.copy()
+    masked[:, ignored] = MISSING  # missing levels carry no evidence
     for iteration in range(1, max_iter + 1):
-        p = _sigmoid(model.match_weight(gamma))
-        if known is not None:
-            p[known] = labels[known]
-        new_m = _level_shares(gamma, p * sample_weight, smoothing=1e-3)
-        new_prior = float(np.average(p, weights=sample_weight))
-        change = max(
-            abs(new_prior - model.prior),
-            max(
-                max(abs(a - b) for a, b in zip(new_m[f], model.m[f], strict=True))
-                for f in FIELD_NAMES
-            ),
-        )
-        model.m, model.prior, model.iterations = (
-            new_m,
-            min(max(new_prior, 1e-6), 1 - 1e-6),
-            iteration,
-        )
+        p = _sigmoid(model.match_weight(masked))
+        shares = _level_shares(masked, p, smoothing=1e-3)
+        new_m = {f: shares[f] if f in fields else model.m[f] for f in FIELD_NAMES}
+        if learn_u:
+            u_shares = _level_shares(masked, 1.0 - p, smoothing=1e-3)
+            model.u = {f: u_shares[f] if f in fields else model.u[f] for f in FIELD_NAMES}
+        new_prior = min(max(float(p.mean()) if len(p) else prior, 1e-6), 1 - 1e-6)
+        change = abs(new_prior - model.prior)
+        for f in fields:
+            change = max(change, *(abs(a - b) for a, b in zip(new_m[f], model.m[f], strict=True)))
+        model.m, model.prior, model.iterations = new_m, new_prior, iteration
         if change < tol:
             model.converged = True
             break
     return model
+
+
+def estimate_prior(
+    model: MatchModel,
+    gamma: np.ndarray,
+    *,
+    pairs_represented: float,
+    total_pairs: float,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> float:
+    """The probability that two records drawn at random are the same customer.
+
+    Pairs that share no blocking key are taken as non-matches, so the expected number of
+    matching pairs is the sum of the match probabilities of the candidate pairs; ``gamma``
+    is a sample of them standing for ``pairs_represented`` candidates. The prior is the
+    fixed point of ``prior = expected matches / total_pairs`` (EM for the prior alone)."""
+    if total_pairs <= 0 or not len(gamma):
+        return _EPS
+    weight = model.match_weight(gamma) - _logit(model.prior)
+    scale = pairs_represented / len(gamma)
+    prior = max(float((weight > 0).sum()) * scale / total_pairs, _EPS)
+    for _ in range(max_iter):
+        expected = float(_sigmoid(weight + _logit(prior)).sum()) * scale
+        new = min(max(expected / total_pairs, _EPS), 0.5)
+        if abs(math.log(new) - math.log(prior)) < tol:
+            return new
+        prior = new
+    return prior
+
+
+def fit_model(
+    gamma: np.ndarray,
+    u: dict[str, list[float]],
+    *,
+    total_pairs: float,
+    pairs_represented: float | None = None,
+    rules: tuple[TrainingRule, ...] = TRAINING_RULES,
+    label_gamma: np.ndarray | None = None,
+    decisions: np.ndarray | None = None,
+    label_strength: float = 50.0,
+    min_pairs: int = 50,
+    max_iter: int = 50,
+) -> MatchModel:
+    """A model learned from the comparison matrix of (a sample of) candidate pairs, without
+    labels.
+
+    ``m`` comes from EM per training rule (see ``TrainingRule``); the prior from
+    ``estimate_prior`` over the ``total_pairs`` record pairs, ``gamma`` standing for
+    ``pairs_represented`` candidate pairs (default: its length). Steward decisions
+    (``label_gamma`` with ``decisions``, 1 duplicate / 0 not) then refine ``m``: the learned
+    ``m`` counts as ``label_strength`` pairs and the decided duplicates are added to it.
+    """
+    totals = {f: np.zeros(len(DEFAULT_M[f])) for f in FIELD_NAMES}
+    counts = dict.fromkeys(FIELD_NAMES, 0)
+    iterations, converged = 0, True
+    for rule in rules:
+        rows = gamma[rule.mask(gamma)]
+        if len(rows) < min_pairs:
+            continue
+        trained = tuple(f for f in FIELD_NAMES if f not in {name for name, _ in rule.fields})
+        fitted = fit_em(rows, u, fields=trained, prior=0.5, max_iter=max_iter)
+        iterations += fitted.iterations
+        converged &= fitted.converged
+        for f in trained:
+            totals[f] += fitted.m[f]
+            counts[f] += 1
+    m = {
+        f: (totals[f] / counts[f]).tolist() if counts[f] else list(DEFAULT_M[f])
+        for f in FIELD_NAMES
+    }
+    if label_gamma is not None and decisions is not None and len(label_gamma):
+        matches = label_gamma[np.asarray(decisions) == 1]
+        if len(matches):
+            seen = _level_shares(matches, None, smoothing=0.0)
+            for j, f in enumerate(FIELD_NAMES):
+                n_seen = int((matches[:, j] != MISSING).sum())
+                blended = np.asarray(m[f]) * label_strength + np.asarray(seen[f]) * n_seen
+                m[f] = (blended / blended.sum()).tolist()
+    m = {f: _floored(v) for f, v in m.items()}
+    model = MatchModel(m=m, u=u, prior=0.5, iterations=iterations, converged=converged)
+    model.prior = estimate_prior(
+        model,
+        gamma,
+        pairs_represented=len(gamma) if pairs_represented is None else pairs_represented,
+        total_pairs=total_pairs,
+    )
+    return model
+
+
+def _floored(shares: list[float], floor: float = 1e-3) -> list[float]:
+    """Shares with none below ``floor`` (no single level may veto a match on its own)."""
+    arr = np.maximum(np.asarray(shares, np.float64), floor)
+    return (arr / arr.sum()).tolist()
 
 
 def term_frequencies(prep: Prepared, *, min_count: int = 2) -> dict[str, dict[str, float]]:
@@ -230,7 +346,7 @@ def term_frequencies(prep: Prepared, *, min_count: int = 2) -> dict[str, dict[st
     used for term-frequency adjustment."""
     tables: dict[str, dict[str, float]] = {}
     n = max(prep.n, 1)
-    for col in {tf_column(c.field) for c in COMPARISONS}:
+    for col in sorted({tf_column(c.field) for c in COMPARISONS if c.tf_levels}):
         counts = pd.Series(prep.values[col]).value_counts(dropna=True)
         counts = counts[counts >= min_count]
         tables[col] = {str(k): float(v) / n for k, v in counts.items()}

@@ -5,6 +5,11 @@ missing (no evidence), ``0`` when they differ, and higher levels for closer agre
 exact equality. Exact equality is decided on integer codes; only pairs that are neither
 equal nor missing go through rapidfuzz's ``process.cpdist``, which scores aligned arrays of
 pairs in C++ across all cores. There is no Python loop over pairs.
+
+``field_levels`` compares the six fields one by one (what a steward is shown). The match
+model reads ``compare``, which keeps name, email and phone and folds company, address and
+city into one *site* comparison: colleagues share their company's address and city, so
+counting those three as independent evidence would call every two colleagues duplicates.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
+from crm_core.dedupe.chinese import CJK
 from crm_core.dedupe.normalize import NORMALIZED_COLUMNS
 
 MISSING = -1
@@ -24,11 +30,11 @@ MISSING = -1
 
 @dataclass(frozen=True)
 class Comparison:
-    """How one field of two records is compared: ``levels[i]`` describes level ``i``."""
+    """One comparison of the match model: ``levels[i]`` describes level ``i``."""
 
     field: str
     levels: tuple[str, ...]
-    tf_levels: tuple[int, ...]
+    tf_levels: tuple[int, ...] = ()
     """Levels meaning "same value"; their weight is adjusted for how common the value is."""
 
 
@@ -38,15 +44,32 @@ COMPARISONS: tuple[Comparison, ...] = (
         ("different", "similar", "very similar", "same name in another form", "same name"),
         tf_levels=(3, 4),
     ),
-    Comparison("company", ("different", "similar", "very similar", "same"), tf_levels=(3,)),
-    Comparison("email", ("different", "same mailbox or one typo", "same"), tf_levels=(2,)),
+    Comparison("email", ("different", "one typo", "same"), tf_levels=(2,)),
     Comparison("phone", ("different", "one digit off", "same"), tf_levels=(2,)),
-    Comparison("city", ("different", "same"), tf_levels=(1,)),
-    Comparison("address", ("different", "similar", "very similar", "same"), tf_levels=(3,)),
+    Comparison(
+        "site",
+        (
+            "nothing in common",
+            "same city",
+            "same company",
+            "same address",
+            "same company and address",
+        ),
+    ),
 )
-"""The comparisons of the model, in the column order of a comparison matrix."""
+"""The comparisons of the match model, in the column order of a comparison matrix."""
 
 FIELD_NAMES: tuple[str, ...] = tuple(c.field for c in COMPARISONS)
+
+FIELD_LEVELS: dict[str, tuple[str, ...]] = {
+    "name": COMPARISONS[0].levels,
+    "company": ("different", "similar", "very similar", "same"),
+    "email": COMPARISONS[1].levels,
+    "phone": COMPARISONS[2].levels,
+    "city": ("different", "same"),
+    "address": ("different", "similar", "same building", "same"),
+}
+"""Levels of the per-field comparisons of ``field_levels``."""
 
 _TF_COLUMN = {"name": "name_key"}
 """Column whose value frequency adjusts a field's exact level (default: the field itself)."""
@@ -57,14 +80,24 @@ class Prepared:
     """Normalised records ready for comparison: values and integer codes per column.
 
     ``codes[col][i]`` is ``-1`` when record ``i`` has no value, and two records share a code
-    exactly when their normalised values are equal. ``freq[col][i]`` is the share of records
-    holding record ``i``'s value.
+    exactly when their normalised values are equal (``uniques[col][code]`` is the value). ``freq[col][i]`` is the share of records
+    holding record ``i``'s value; ``chinese_name[i]`` tells whether the name is in Chinese
+    characters, ``name_tokens`` counts the words of its name key and ``name_key_reversed``
+    holds that key's words in reverse order; ``name_initialled`` codes the name with all but
+    its last word cut to initials (``nicholas vargas`` -> ``n vargas``) and
+    ``name_has_initial`` tells whether the name was written with an initial.
     """
 
     norm: pd.DataFrame
     values: dict[str, np.ndarray] = field(default_factory=dict)
     codes: dict[str, np.ndarray] = field(default_factory=dict)
+    uniques: dict[str, np.ndarray] = field(default_factory=dict)
     freq: dict[str, np.ndarray] = field(default_factory=dict)
+    chinese_name: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    name_tokens: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    name_initialled: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    name_has_initial: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    name_key_reversed: np.ndarray = field(default_factory=lambda: np.empty(0, object))
 
     @property
     def n(self) -> int:
@@ -81,8 +114,34 @@ def prepare(norm: pd.DataFrame) -> Prepared:
         counts = np.r_[np.bincount(codes[codes >= 0], minlength=len(uniques)), 0]
         prepared.values[col] = values
         prepared.codes[col] = codes.astype(np.int32)
+        prepared.uniques[col] = np.asarray(uniques, dtype=object)
         prepared.freq[col] = (counts[codes] / n).astype(np.float32)  # code -1 picks the 0
+        if col == "name":
+            chinese = np.array([CJK.match(v) is not None for v in uniques] + [False], bool)
+            prepared.chinese_name = chinese[codes]
+            forms = [_initialled(v) for v in uniques]
+            has_initial = np.array([f is not None and f[1] for f in forms] + [False], bool)
+            initialled, _ = pd.factorize(
+                np.array([f[0] if f else None for f in forms] + [None], dtype=object)
+            )
+            prepared.name_initialled = initialled[codes].astype(np.int32)
+            prepared.name_has_initial = has_initial[codes]
+        if col == "name_key":
+            tokens = [v.split() for v in uniques]
+            count = np.array([len(t) for t in tokens] + [0], np.int32)
+            reverse = np.array([" ".join(t[::-1]) for t in tokens] + [None], dtype=object)
+            prepared.name_tokens = count[codes]
+            prepared.name_key_reversed = reverse[codes]
     return prepared
+
+
+def _initialled(name: str) -> tuple[str, bool] | None:
+    """``("n vargas", False)`` for ``nicholas vargas``; ``("n vargas", True)`` for
+    ``n vargas``; ``None`` for a name in Chinese characters or of one word."""
+    words = name.split()
+    if len(words) < 2 or CJK.match(name):
+        return None
+    return " ".join([*(w[0] for w in words[:-1]), words[-1]]), any(len(w) == 1 for w in words[:-1])
 
 
 def tf_column(field_name: str) -> str:
@@ -145,21 +204,51 @@ def _graded(
 
 
 def _name_levels(prep: Prepared, left: np.ndarray, right: np.ndarray, workers: int) -> np.ndarray:
-    level = _graded(prep, "name_key", left, right, (0.72, 0.88), workers)
+    equal, missing = _equal_and_missing(prep, "name_key", left, right)
+    level = np.zeros(len(left), np.int8)
+    fuzzy = np.flatnonzero(~equal & ~missing)
+    a, b = left[fuzzy], right[fuzzy]
+    names, keys, reverse = prep.values["name"], prep.values["name_key"], prep.name_key_reversed
+    sims = np.empty(len(fuzzy), np.float32)
+    # Two names in Chinese characters compare by character: 王伟 / 王玮 already met through
+    # pinyin, while 田超 / 田浩 are different people however close their pinyin looks.
+    cn = prep.chinese_name[a] & prep.chinese_name[b]
+    sims[cn] = similarity(names[a[cn]], names[b[cn]], workers=workers)
+    # Otherwise the best of: the keys (nicknames resolved), the keys with one side's tokens
+    # in reverse order (a typo can change the sorted order), the names' sorted tokens.
+    la, lb = a[~cn], b[~cn]
+    sims[~cn] = np.maximum.reduce(
+        [
+            similarity(keys[la], keys[lb], workers=workers),
+            similarity(keys[la], reverse[lb], workers=workers),
+            similarity(names[la], names[lb], fuzz.token_sort_ratio, workers=workers),
+        ]
+    )
+    # A name of one word that is one of the other's words (王先生 -> "wang" in "wang wei",
+    # "Bates" in "Vanessa Bates") fits it: as close as "similar".
+    single = (prep.name_tokens[a] == 1) | (prep.name_tokens[b] == 1)
+    fits = np.zeros(len(fuzzy), bool)
+    fits[single] = similarity(keys[a[single]], keys[b[single]], fuzz.token_set_ratio) >= 1.0
+    # "N. Vargas" fits "Nicholas Vargas".
+    ia, ib = prep.name_initialled[a], prep.name_initialled[b]
+    fits |= (ia == ib) & (ia >= 0) & (prep.name_has_initial[a] | prep.name_has_initial[b])
+    level[fuzzy[(sims >= 0.72) | fits]] = 1
+    level[fuzzy[sims >= 0.88]] = 2
+    level[equal] = 3
     same_name, _ = _equal_and_missing(prep, "name", left, right)
     level[same_name] = 4
+    level[missing] = MISSING
     return level
 
 
 def _email_levels(prep: Prepared, left: np.ndarray, right: np.ndarray, workers: int) -> np.ndarray:
     equal, missing = _equal_and_missing(prep, "email", left, right)
     level = np.zeros(len(left), np.int8)
-    same_local, _ = _equal_and_missing(prep, "email_local", left, right)
-    fuzzy = np.flatnonzero(~equal & ~missing & ~same_local)
-    values = prep.values["email"]
-    sims = similarity(values[left[fuzzy]], values[right[fuzzy]], workers=workers)
-    level[fuzzy[sims >= 0.9]] = 1
-    level[same_local & ~missing] = 1
+    same_domain, _ = _equal_and_missing(prep, "email_domain", left, right)
+    fuzzy = np.flatnonzero(~equal & ~missing & same_domain)
+    local = prep.values["email_local"]
+    dist = _osa_distance(local[left[fuzzy]], local[right[fuzzy]], workers=workers)
+    level[fuzzy[dist <= 1]] = 1
     level[equal] = 2
     level[missing] = MISSING
     return level
@@ -184,35 +273,78 @@ def _city_levels(prep: Prepared, left: np.ndarray, right: np.ndarray, workers: i
     return level
 
 
-_LEVELS: dict[str, Callable[[Prepared, np.ndarray, np.ndarray, int], np.ndarray]] = {
+def _company_levels(
+    prep: Prepared, left: np.ndarray, right: np.ndarray, workers: int
+) -> np.ndarray:
+    return _graded(prep, "company", left, right, (0.75, 0.9), workers)
+
+
+def _address_levels(
+    prep: Prepared, left: np.ndarray, right: np.ndarray, workers: int
+) -> np.ndarray:
+    level = _graded(prep, "address", left, right, (0.85,), workers)  # 0, 1, 2 = exact
+    level[level == 2] = 3
+    same_building, _ = _equal_and_missing(prep, "address_core", left, right)
+    level[same_building & (level < 3)] = 2
+    return level
+
+
+_LEVEL_FUNCTIONS: dict[str, Callable[[Prepared, np.ndarray, np.ndarray, int], np.ndarray]] = {
     "name": _name_levels,
-    "company": lambda p, a, b, w: _graded(p, "company", a, b, (0.75, 0.9), w),
+    "company": _company_levels,
     "email": _email_levels,
     "phone": _phone_levels,
     "city": _city_levels,
-    "address": lambda p, a, b, w: _graded(p, "address", a, b, (0.75, 0.9), w),
+    "address": _address_levels,
 }
+
+
+def field_levels(
+    prep: Prepared, left: np.ndarray, right: np.ndarray, *, workers: int = -1
+) -> dict[str, np.ndarray]:
+    """Level of each field (``name, company, email, phone, city, address``) for the pairs
+    ``(left[i], right[i])`` (row positions in ``prep``): ``-1`` missing, ``0`` different,
+    then closer up to exact (see ``FIELD_LEVELS``)."""
+    left = np.asarray(left, dtype=np.int64)
+    right = np.asarray(right, dtype=np.int64)
+    return {name: _LEVEL_FUNCTIONS[name](prep, left, right, workers) for name in FIELD_LEVELS}
+
+
+def site_level(company: np.ndarray, address: np.ndarray, city: np.ndarray) -> np.ndarray:
+    """The joint *site* level (see ``COMPARISONS``) from company, address and city levels."""
+    same_company = company >= 2
+    same_address = address >= 2
+    level = np.full(len(company), MISSING, np.int8)
+    level[(company != MISSING) | (address != MISSING) | (city != MISSING)] = 0
+    level[city == 1] = 1
+    level[same_company] = 2
+    level[same_address] = 3
+    level[same_company & same_address] = 4
+    return level
+
+
+def levels_matrix(levels: dict[str, np.ndarray]) -> np.ndarray:
+    """The comparison matrix of the model from per-field levels (see ``field_levels``)."""
+    site = site_level(levels["company"], levels["address"], levels["city"])
+    columns = [levels["name"], levels["email"], levels["phone"], site]
+    return np.column_stack(columns).astype(np.int8)
 
 
 def compare(
     prep: Prepared, left: np.ndarray, right: np.ndarray, *, workers: int = -1
 ) -> np.ndarray:
     """Comparison matrix of the pairs ``(left[i], right[i])`` (row positions in ``prep``):
-    ``int8`` of shape ``(pairs, len(COMPARISONS))``, one level per field (see ``COMPARISONS``).
-    Symmetric: swapping ``left`` and ``right`` gives the same matrix."""
-    left = np.asarray(left, dtype=np.int64)
-    right = np.asarray(right, dtype=np.int64)
-    gamma = np.empty((len(left), len(COMPARISONS)), np.int8)
-    for j, comparison in enumerate(COMPARISONS):
-        gamma[:, j] = _LEVELS[comparison.field](prep, left, right, workers)
-    return gamma
+    ``int8`` of shape ``(pairs, len(COMPARISONS))``, one level per comparison. Symmetric:
+    swapping ``left`` and ``right`` gives the same matrix."""
+    return levels_matrix(field_levels(prep, left, right, workers=workers))
 
 
 def exact_frequency(prep: Prepared, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """For each pair and field, the share of records holding the pair's common value
-    (``float32``, shape ``(pairs, fields)``); only meaningful where the level is exact."""
-    freq = np.empty((len(left), len(COMPARISONS)), np.float32)
+    """For each pair and comparison, the share of records holding the pair's common value
+    (``float32``, shape ``(pairs, comparisons)``); only meaningful at its ``tf_levels``."""
+    freq = np.zeros((len(left), len(COMPARISONS)), np.float32)
     for j, comparison in enumerate(COMPARISONS):
         col = tf_column(comparison.field)
-        freq[:, j] = np.maximum(prep.freq[col][left], prep.freq[col][right])
+        if comparison.tf_levels:
+            freq[:, j] = np.maximum(prep.freq[col][left], prep.freq[col][right])
     return freq
