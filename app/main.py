@@ -41,6 +41,7 @@ from app.pages import (
     automation,
     customer,
     customers,
+    dashboard,
     login,
     pipeline,
     tasks,
@@ -56,6 +57,7 @@ PAGES: tuple[PageSpec, ...] = (
     pipeline.pipeline_page,
     tickets.tickets_page,
     tasks.tasks_page,
+    dashboard.dashboard_page,
     *admin.PAGES,
     *automation.PAGES,
 )
