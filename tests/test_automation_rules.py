@@ -457,3 +457,19 @@ def test_record_by_record_actions_take_a_bounded_batch_per_run(db, staff):
     assert second[0].summary == {"archive": 1}
     with db.transaction() as s:
         assert all(s.get(Customer, cid).archived_at is not None for cid in ids)
+
+
+def test_reminders_of_the_rules_do_not_keep_a_quiet_customer_open(db, staff):
+    _enable_only(db, staff, "followup_reminder", "auto_archive")
+    cid = _customer(db, staff.sales1, name="Forgotten", lifecycle_stage="customer")
+    other = _customer(db, staff.sales1, name="Has a real task", lifecycle_stage="customer")
+    with db.transaction() as s:
+        activities.create_task(s, actor=staff.sales1, customer_id=other, title="Call back")
+    long_ago = T0 - timedelta(days=700)
+    _set(db, cid, last_contact_at=long_ago, created_at=long_ago)
+    _set(db, other, last_contact_at=long_ago, created_at=long_ago)
+    auto.run_due(db, now=T0, deliver=False)
+    with db.transaction() as s:
+        assert len(_tasks(db, cid)) == 1  # the follow-up reminder, still open
+        assert s.get(Customer, cid).archived_at is not None
+        assert s.get(Customer, other).archived_at is None

@@ -44,6 +44,8 @@ from crm_core.models import (
 )
 
 OPEN_TICKET = (TicketStatus.OPEN.value, TicketStatus.PENDING.value)
+#: ``Task.source_key`` prefix of the tasks the rules create.
+AUTO_TASK = "auto:"
 
 
 # ---------------------------------------------------------------- dialect helpers
@@ -112,11 +114,19 @@ def has_tag(tag: str) -> ColumnElement[bool]:
 
 
 def nothing_open(today: date) -> ColumnElement[bool]:
-    """No open deal, open ticket, open task or running contract."""
+    """No open deal, open ticket, open task (other than the rules' reminders) or running
+    contract."""
     return and_(
         not_(exists().where(Deal.customer_id == Customer.id, Deal.status == DealStatus.OPEN)),
         not_(exists().where(Ticket.customer_id == Customer.id, Ticket.status.in_(OPEN_TICKET))),
-        not_(exists().where(Task.customer_id == Customer.id, Task.done_at.is_(None))),
+        not_(
+            exists().where(
+                Task.customer_id == Customer.id,
+                Task.done_at.is_(None),
+                # the rules' own reminders do not keep a quiet customer "open"
+                or_(Task.source_key.is_(None), not_(Task.source_key.like(f"{AUTO_TASK}%"))),
+            )
+        ),
         not_(
             exists().where(
                 Contract.customer_id == Customer.id,

@@ -375,7 +375,7 @@ def _create_tasks(
 ) -> int:
     now, system = ctx["now"], ctx["system"]
     ev = _events(run.id)
-    source_key = cnd.concat("auto:", ev.c.id, f":{index}")
+    source_key = cnd.concat(cnd.AUTO_TASK, ev.c.id, f":{index}")
     due = now + timedelta(days=float(action.due_in_days))
     rows = select(
         ev.c.customer_id,
