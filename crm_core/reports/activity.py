@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
@@ -67,6 +67,7 @@ def overdue_tasks(
     now = now_or(now)
     dialect = dialect_of(session)
     scope = customer_scope(session, actor=actor, filters=filters)
+    own: ColumnElement[bool]
     if actor.role in (Role.ADMIN, Role.MANAGER, Role.SYSTEM):
         own = Task.customer_id.is_(None)
     else:

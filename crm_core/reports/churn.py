@@ -23,6 +23,8 @@ from crm_core.reports._sql import (
 )
 from crm_core.reports.filters import ReportFilter, customer_scope
 
+_ORDER = (Order.ordered_at, Order.id)
+
 CHURN_COLUMNS = (
     "month",
     "active_at_start",
@@ -70,13 +72,16 @@ def monthly_churn(
     dialect = dialect_of(session)
     f = filters or ReportFilter()
     scope_filter = f.with_(date_from=None, date_to=None)
-    by_customer = {"partition_by": Order.customer_id, "order_by": (Order.ordered_at, Order.id)}
     history = (
         select(
             Order.customer_id.label("customer_id"),
             Order.ordered_at.label("at"),
-            func.lag(Order.ordered_at).over(**by_customer).label("prev_at"),
-            func.lead(Order.ordered_at).over(**by_customer).label("next_at"),
+            func.lag(Order.ordered_at)
+            .over(partition_by=Order.customer_id, order_by=_ORDER)
+            .label("prev_at"),
+            func.lead(Order.ordered_at)
+            .over(partition_by=Order.customer_id, order_by=_ORDER)
+            .label("next_at"),
         )
         .join(Customer, Customer.id == Order.customer_id)
         .where(customer_scope(session, actor=actor, filters=scope_filter), counted_order())

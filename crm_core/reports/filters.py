@@ -131,12 +131,14 @@ def filter_options(session: Session, *, actor: Actor) -> FilterOptions:
     ).all()
     cities: dict[str, list[str]] = {}
     for province, city in places:
-        cities.setdefault(province or "", []).append(city)
+        if city:
+            cities.setdefault(province or "", []).append(city)
     provinces = sorted(
         p
         for p in session.scalars(
             select(Customer.province).where(scope, Customer.province.is_not(None)).distinct()
         )
+        if p
     )
     return FilterOptions(
         owners=[(display or username, uid) for display, username, uid in owners],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -13,7 +15,7 @@ from crm_core.reports._sql import days_between, dialect_of
 from crm_core.reports.filters import ReportFilter, customer_scope, in_range
 
 
-def _where(session: Session, actor: Actor, filters: ReportFilter | None) -> list[object]:
+def _where(session: Session, actor: Actor, filters: ReportFilter | None) -> list[Any]:
     return [
         customer_scope(session, actor=actor, filters=filters),
         *in_range(Ticket.created_at, filters),
@@ -93,7 +95,7 @@ def satisfaction_scores(
         .where(*_where(session, actor, filters), Ticket.satisfaction.is_not(None))
         .group_by(Ticket.satisfaction)
     )
-    counts = {int(score): int(n) for score, n in session.execute(stmt)}
+    counts = {int(score or 0): int(n) for score, n in session.execute(stmt)}
     df = pd.DataFrame({"score": range(1, 6), "tickets": [counts.get(s, 0) for s in range(1, 6)]})
     total = int(df["tickets"].sum())
     df["share"] = (df["tickets"] / total if total else df["tickets"] * 0.0).astype("float64")
