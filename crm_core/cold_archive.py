@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Boolean, Date, Integer, Numeric, Table, delete, func, insert, select
+from sqlalchemy import Boolean, Date, Integer, Numeric, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,21 +59,21 @@ MANIFEST_VERSION = 1
 
 #: Tables in the archive, parents first (restore order); children of customers are selected
 #: by ``customer_id``, payments by order and ticket notes by ticket.
-TABLES: tuple[tuple[str, Table], ...] = (
-    ("customers", Customer.__table__),  # type: ignore[arg-type]
-    ("customer_phones", CustomerPhone.__table__),  # type: ignore[arg-type]
-    ("customer_emails", CustomerEmail.__table__),  # type: ignore[arg-type]
+TABLES: tuple[tuple[str, Any], ...] = (
+    ("customers", Customer.__table__),
+    ("customer_phones", CustomerPhone.__table__),
+    ("customer_emails", CustomerEmail.__table__),
     ("customer_tags", customer_tags),
-    ("interactions", Interaction.__table__),  # type: ignore[arg-type]
-    ("deals", Deal.__table__),  # type: ignore[arg-type]
-    ("orders", Order.__table__),  # type: ignore[arg-type]
-    ("payments", Payment.__table__),  # type: ignore[arg-type]
-    ("contracts", Contract.__table__),  # type: ignore[arg-type]
-    ("tickets", Ticket.__table__),  # type: ignore[arg-type]
-    ("ticket_notes", TicketNote.__table__),  # type: ignore[arg-type]
-    ("tasks", Task.__table__),  # type: ignore[arg-type]
-    ("loyalty_entries", LoyaltyEntry.__table__),  # type: ignore[arg-type]
-    ("consent_events", ConsentEvent.__table__),  # type: ignore[arg-type]
+    ("interactions", Interaction.__table__),
+    ("deals", Deal.__table__),
+    ("orders", Order.__table__),
+    ("payments", Payment.__table__),
+    ("contracts", Contract.__table__),
+    ("tickets", Ticket.__table__),
+    ("ticket_notes", TicketNote.__table__),
+    ("tasks", Task.__table__),
+    ("loyalty_entries", LoyaltyEntry.__table__),
+    ("consent_events", ConsentEvent.__table__),
 )
 
 
@@ -134,7 +134,7 @@ def _decode(value: str, column: Any) -> Any:
     return raw
 
 
-def _rows(session: Session, name: str, table: Table, ids: list[int]) -> list[dict[str, Any]]:
+def _rows(session: Session, name: str, table: Any, ids: list[int]) -> list[dict[str, Any]]:
     if name == "customers":
         where = table.c.id.in_(ids)
     elif name == "payments":
@@ -262,7 +262,9 @@ def _purge(session: Session, ids: list[int]) -> None:
                     else:
                         session.execute(delete(table).where(table.c.customer_id.in_(chunk)))
                 session.execute(
-                    delete(Customer.__table__).where(Customer.__table__.c.id.in_(chunk))
+                    delete(Customer)
+                    .where(Customer.id.in_(chunk))
+                    .execution_options(synchronize_session=False)
                 )
     except IntegrityError as exc:
         raise ConflictError(

@@ -33,6 +33,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -431,16 +432,16 @@ def anonymise_customers(
         )
     ):
         values.add((cid, "email", email))
-    for cid, phone, email in session.execute(
+    for cid, phone, mail in session.execute(
         select(Customer.id, Customer.phone, Customer.email).where(Customer.id.in_(ids))
     ):
         if phone:
             values.add((cid, "phone", phone))
-        if email:
-            values.add((cid, "email", email))
+        if mail:
+            values.add((cid, "email", mail))
     if values:
         session.execute(
-            ErasureFingerprint.__table__.insert(),
+            insert(ErasureFingerprint),
             [
                 {
                     "kind": kind,
@@ -513,8 +514,8 @@ def anonymise_customers(
     session.execute(delete(OutboundEmail).where(OutboundEmail.customer_id.in_(ids)))
 
     # 4. old and new values in the audit trail of the person and of its history
-    entities: list[tuple[str, list[int]]] = [("customer", ids), ("ticket_note", [])]
-    for name, model in (
+    entities: list[tuple[str, list[int]]] = [("customer", ids)]
+    children: tuple[tuple[str, Any], ...] = (
         ("interaction", Interaction),
         ("ticket", Ticket),
         ("task", Task),
@@ -522,7 +523,8 @@ def anonymise_customers(
         ("contract", Contract),
         ("order", Order),
         ("loyalty", LoyaltyEntry),
-    ):
+    )
+    for name, model in children:
         entities.append((name, _child_ids(session, model, ids)))
     if ticket_ids:
         note_ids = list(
@@ -547,7 +549,7 @@ def anonymise_customers(
 
     # 5. one audit entry per person: what was done, by which rule or person, no values
     session.execute(
-        AuditEntry.__table__.insert(),
+        insert(AuditEntry),
         [
             {
                 "at": now,

@@ -80,6 +80,11 @@ class Outcome:
         self.actions_taken += n
 
 
+def rowcount(result: Any) -> int:
+    """Rows changed by an ``INSERT``/``UPDATE``/``DELETE`` result."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def spec_of(rule: AutomationRule) -> RuleSpec:
     """The validated spec of a stored rule."""
     return validate_rule(
@@ -331,7 +336,7 @@ def _recipient_join(action: Action, ev: Any, users: Any) -> ColumnElement[bool]:
 
 def _audit_from(
     session: Session,
-    rows: Select[Any],
+    rows: Any,
     *,
     rule: AutomationRule,
     system: User,
@@ -417,7 +422,7 @@ def _create_tasks(
         now=now,
         changes={"automation_rule": [None, rule.key or rule.id]},
     )
-    return int(result.rowcount or 0)
+    return rowcount(result)
 
 
 def _tag(session: Session, name: str) -> Tag:
@@ -509,7 +514,7 @@ def _notify(
         "created_at",
     ]
     stmt = insert(Notification).from_select(columns, rows)
-    return int(session.execute(stmt, execution_options=COUNT).rowcount or 0)
+    return rowcount(session.execute(stmt, execution_options=COUNT))
 
 
 def _send_email(
@@ -557,7 +562,7 @@ def _send_email(
         "created_at",
     ]
     stmt = insert(OutboundEmail).from_select(columns, rows)
-    return int(session.execute(stmt, execution_options=COUNT).rowcount or 0)
+    return rowcount(session.execute(stmt, execution_options=COUNT))
 
 
 def _event_customer_ids(session: Session, run: RuleRun) -> list[int]:
@@ -696,7 +701,7 @@ def record_events(
         ),
         execution_options=COUNT,
     )
-    outcome.matched = int(result.rowcount or 0)
+    outcome.matched = rowcount(result)
     if limit and outcome.matched >= limit:
         outcome.summary["limit_reached"] = limit  # more matches wait for the next run
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from crm_core import access, audit
 from crm_core.access import Actor, require
 from crm_core.automation.builtins import ensure_builtin_rules
-from crm_core.automation.engine import Preview, preview, spec_of
+from crm_core.automation.engine import Preview, preview, rowcount, spec_of
 from crm_core.automation.spec import EVENT_TRIGGERS, validate_rule
 from crm_core.errors import ConflictError, NotFound
 from crm_core.models import (
@@ -25,8 +25,8 @@ from crm_core.models import (
     utcnow,
 )
 
-EDITABLE = ("name", "description", "trigger", "subject", "trigger_config", "conditions")
-EDITABLE += ("actions", "enabled", "marketing", "run_hour")
+EDITABLE: tuple[str, ...] = ("name", "description", "trigger", "subject", "trigger_config")
+EDITABLE += ("conditions", "actions", "enabled", "marketing", "run_hour")
 
 
 def rule_dict(rule: AutomationRule) -> dict[str, Any]:
@@ -238,4 +238,4 @@ def mark_read(
     if notification_id is not None:
         stmt = stmt.where(Notification.id == notification_id)
     result = session.execute(stmt.values(read_at=now or utcnow()))
-    return int(result.rowcount or 0)
+    return rowcount(result)

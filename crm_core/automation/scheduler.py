@@ -84,7 +84,7 @@ def acquire_rule_lease(
             .values(lease_holder=holder, lease_until=now + ttl)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return engine.rowcount(result) > 0
 
 
 def release_rule_lease(db: Database, rule_id: int, *, holder: str) -> None:
@@ -121,7 +121,7 @@ def acquire_lease(
             .values(holder=holder, until=now + ttl)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return engine.rowcount(result) > 0
 
 
 def release_lease(db: Database, name: str, *, holder: str) -> None:
