@@ -284,3 +284,18 @@ def test_duplicates_are_flagged_in_the_preview(db, staff):
     assert (44, 43, None, "same phone") in found  # 李小红 twice in the file
     assert all(d.score >= 0.8 for d in report.duplicates)
     assert {d.line for d in report.duplicates} <= {42, 43, 44}
+
+
+def test_a_re_imported_erased_person_is_flagged(db, staff, monkeypatch, tmp_path):
+    from crm_core.privacy import anonymise_customer
+
+    monkeypatch.setenv("CRM_PRIVACY_KEY", "test-key-for-fingerprints")
+    _import(db, staff.steward, b"name,phone,email\nAnn,13800138030,ann@example.com\n")
+    ann = _by_name(db, staff.admin, "Ann")
+    with db.transaction() as s:
+        anonymise_customer(s, actor=staff.admin, customer_id=ann.id, reason="erasure request")
+    data = b"name,phone,email\nAnn B,138 0013 8030,new@example.com\nBob,13800138031,\n"
+    report = _import(db, staff.steward, data)
+    assert report.created == 2
+    assert [(f.line, f.field) for f in report.erased] == [(2, "phone")]
+    assert "erased on" in report.erased[0].message

@@ -159,6 +159,7 @@ class ImportReport:
     skips: list[RowIssue] = field(default_factory=list)
     duplicates: list[DuplicateHint] = field(default_factory=list)
     duplicates_note: str | None = None
+    erased: list[RowIssue] = field(default_factory=list)
     already_imported: list[int] = field(default_factory=list)
     rejected: bool = False
     seconds: float = 0.0
@@ -621,6 +622,7 @@ def run_import(
                 run.process(chunk)
             if options.check_duplicates:
                 _duplicate_hints(session, run)
+            _erased_flags(session, run)
             _finish(session, actor, batch, report)
         finally:
             if savepoint is not None:
@@ -738,6 +740,58 @@ def _duplicate_hints(session: Session, run: _Run) -> None:
                 add(right, left, float(score), "similar")
     ordered = sorted(hints.values(), key=lambda h: (-h.score, h.line))
     report.duplicates = ordered[:MAX_ISSUES]
+
+
+def _erased_flags(session: Session, run: _Run) -> None:
+    """Rows that created a customer with a phone or e-mail of a person anonymised earlier
+    (keyed fingerprints kept by ``crm_core.privacy``): flagged for a person to decide."""
+    from crm_core import privacy
+    from crm_core.models import ErasureFingerprint
+
+    if not run.created_ids or session.scalar(select(ErasureFingerprint.id).limit(1)) is None:
+        return
+    ids = sorted(run.created_ids)
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        part = ids[start : start + _LOOKUP_CHUNK]
+        phones: dict[int, list[str]] = defaultdict(list)
+        emails: dict[int, list[str]] = defaultdict(list)
+        for cid, value in session.execute(
+            select(CustomerPhone.customer_id, CustomerPhone.e164).where(
+                CustomerPhone.customer_id.in_(part)
+            )
+        ):
+            phones[cid].append(value)
+        for cid, value in session.execute(
+            select(CustomerEmail.customer_id, CustomerEmail.email).where(
+                CustomerEmail.customer_id.in_(part)
+            )
+        ):
+            emails[cid].append(value)
+        every_phone = [v for values in phones.values() for v in values]
+        every_email = [v for values in emails.values() for v in values]
+        if not privacy.erased_matches(session, phones=every_phone, emails=every_email):
+            continue
+        lines = dict(
+            session.execute(
+                select(ImportBatchRow.customer_id, ImportBatchRow.row_number).where(
+                    ImportBatchRow.batch_id == run.batch.id,
+                    ImportBatchRow.action == "created",
+                    ImportBatchRow.customer_id.in_(part),
+                )
+            ).all()
+        )
+        for cid in part:
+            found = privacy.erased_matches(session, phones=phones[cid], emails=emails[cid])
+            for match in found:
+                if len(run.report.erased) < MAX_ISSUES:
+                    run.report.erased.append(
+                        RowIssue(
+                            lines.get(cid, 0),
+                            match.kind,
+                            f"belongs to a person erased on {match.erased_at:%Y-%m-%d}; "
+                            "check the consent before keeping this record",
+                        )
+                    )
 
 
 def _exact_matches(

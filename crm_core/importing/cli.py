@@ -116,6 +116,8 @@ def _print_report(report: ImportReport, limit: int = 20) -> None:
             else f"existing customer {hint.customer_id}"
         )
         typer.echo(f"  duplicate? line {hint.line} ~ {other} ({hint.reason}, {hint.score:.2f})")
+    for flag in report.erased[:limit]:
+        typer.echo(f"  erased?  line {flag.line}: {flag.field} {flag.message}")
     if report.duplicates_note:
         typer.echo(f"note: {report.duplicates_note}")
     typer.echo(report.summary() + f" ({report.seconds:.1f} s)")
