@@ -97,9 +97,8 @@ class RuleEvent(Base):
     __tablename__ = "automation_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    rule_id: Mapped[int] = mapped_column(
-        ForeignKey("automation_rules.id", ondelete="CASCADE"), index=True
-    )
+    # indexed by the unique (rule_id, event_key) constraint
+    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
     event_key: Mapped[str] = mapped_column(String(200))
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), index=True

@@ -225,7 +225,6 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_automation_events_customer_id"), ["customer_id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_automation_events_rule_id"), ["rule_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_automation_events_run_id"), ["run_id"], unique=False)
 
     op.create_table(
@@ -337,7 +336,6 @@ def downgrade() -> None:
     op.drop_table("notifications")
     with op.batch_alter_table("automation_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_automation_events_run_id"))
-        batch_op.drop_index(batch_op.f("ix_automation_events_rule_id"))
         batch_op.drop_index(batch_op.f("ix_automation_events_customer_id"))
 
     op.drop_table("automation_events")
