@@ -67,6 +67,7 @@ def setup(host: str, port: int) -> None:
     """Register the pages, the root redirect and the security layer."""
     security.install(host, port)
     mount(*PAGES)
+    automation.install_scheduler()
 
     @ui.page("/")
     def _root() -> RedirectResponse:

@@ -208,3 +208,25 @@ def test_email_gives_up_after_max_attempts_and_tells_the_admins(db, staff, smtp_
         assert (mail.to_addr, mail.status) == ("sales1@example.com", "failed")
         bell = auto.list_notifications(s, actor=staff.admin)
         assert bell and "could not be sent" in bell[0].title
+
+
+def test_background_scheduler_thread_runs_and_stops(db, staff):
+    _enable_only(db, staff, "followup_reminder")
+    with db.transaction() as s:
+        c = customers.create_customer(
+            s, actor=staff.sales1, data={"name": "Quiet", "lifecycle_stage": "customer"}
+        )
+        c.last_contact_at = T0 - timedelta(days=45)
+    scheduler = auto.Scheduler(db, clock=lambda: T0, interval=0.05)
+    scheduler.start()
+    try:
+        for _ in range(400):  # wait for the first pass (not a timing assertion)
+            with db.transaction() as s:
+                if s.scalar(select(func.count()).select_from(Task)):
+                    break
+            threading.Event().wait(0.05)
+    finally:
+        scheduler.stop()
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(Task)) == 1
+        assert [r.rule_key for r in s.scalars(select(RuleRun))] == ["followup_reminder"]

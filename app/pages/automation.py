@@ -435,3 +435,26 @@ def consent_page(ctx: PageContext, customer_id: int) -> None:
 
 
 PAGES = (rules_page, runs_page, retention_page, notifications_page, consent_page)
+
+
+def install_scheduler() -> None:
+    """Run the automation rules on time while the panel runs (see ``CRM_SCHEDULER``)."""
+    from nicegui import app as nicegui_app
+
+    from crm_core.automation.scheduler import Scheduler, from_environment
+    from crm_core.db import get_database
+
+    running: list[Scheduler] = []
+
+    def start() -> None:
+        scheduler = from_environment(get_database())
+        if scheduler is not None:
+            scheduler.start()
+            running.append(scheduler)
+
+    def stop() -> None:
+        while running:
+            running.pop().stop()
+
+    nicegui_app.on_startup(start)
+    nicegui_app.on_shutdown(stop)

@@ -291,7 +291,11 @@ def run_due(
 
 class Scheduler:
     """Runs due rules every ``interval`` seconds in a background thread (the panel starts one
-    per process; leases keep several processes from running a rule twice)."""
+    per process; leases keep several processes from running a rule twice).
+
+    ``CRM_SCHEDULER=off`` keeps the panel from starting one (when cron runs
+    ``crm automate run`` instead); ``CRM_SCHEDULER_INTERVAL`` sets the seconds between passes.
+    """
 
     def __init__(
         self, db: Database, *, clock: Clock = utcnow, interval: float = 60.0, smtp: Any = None
@@ -308,6 +312,9 @@ class Scheduler:
         return self.last_results
 
     def _loop(self) -> None:
+        # the first pass waits one interval: a process that starts and stops at once
+        # (tests, a crash loop) never runs rules
+        self._stop.wait(self.interval)
         while not self._stop.is_set():
             try:
                 self.tick()
@@ -326,6 +333,16 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+def from_environment(db: Database) -> Scheduler | None:
+    """The panel's scheduler as configured by ``CRM_SCHEDULER``/``CRM_SCHEDULER_INTERVAL``."""
+    if os.environ.get("CRM_SCHEDULER", "on").lower() in ("off", "0", "false", "no"):
+        return None
+    interval = float(os.environ.get("CRM_SCHEDULER_INTERVAL") or 60)
+    from crm_core.automation.email import SmtpConfig
+
+    return Scheduler(db, interval=max(5.0, interval), smtp=SmtpConfig.from_settings())
 
 
 def dry_run(
