@@ -55,6 +55,7 @@ from crm_core.models import (
     CustomerPhone,
     Deal,
     ErasureFingerprint,
+    ImportBatchRow,
     Interaction,
     LoyaltyEntry,
     Notification,
@@ -512,6 +513,14 @@ def anonymise_customers(
         .values(title=REDACTED, body=None)
     )
     session.execute(delete(OutboundEmail).where(OutboundEmail.customer_id.in_(ids)))
+    # prior values kept to revert imports (an import that touched the person can no longer
+    # be reverted anyway: the record changed since)
+    session.execute(
+        update(ImportBatchRow)
+        .where(ImportBatchRow.customer_id.in_(ids))
+        .values(prior=None)
+        .execution_options(synchronize_session=False)
+    )
 
     # 4. old and new values in the audit trail of the person and of its history
     entities: list[tuple[str, list[int]]] = [("customer", ids)]

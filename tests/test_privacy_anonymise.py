@@ -17,7 +17,14 @@ from crm_core import activities, customers, privacy
 from crm_core import automation as auto
 from crm_core.customfields import define_field
 from crm_core.errors import PermissionDenied
-from crm_core.models import Customer, Deal, ErasureFingerprint, Interaction
+from crm_core.models import (
+    Customer,
+    Deal,
+    ErasureFingerprint,
+    ImportBatch,
+    ImportBatchRow,
+    Interaction,
+)
 
 T0 = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
 
@@ -107,6 +114,19 @@ def _rich_person(db, staff) -> int:
             channel="phone",
             text_version="2026-01",
             note=f"said yes on {PERSONAL['phone']}",
+        )
+        # an import that updated the person keeps its prior values (to revert it)
+        batch = ImportBatch(actor_id=staff.admin.id, file_name="contacts.csv")
+        s.add(batch)
+        s.flush()
+        s.add(
+            ImportBatchRow(
+                batch_id=batch.id,
+                row_number=2,
+                action="updated",
+                customer_id=cid,
+                prior={"emails": [[PERSONAL["email"], "work"]]},
+            )
         )
     return cid
 
