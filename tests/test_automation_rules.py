@@ -473,3 +473,22 @@ def test_reminders_of_the_rules_do_not_keep_a_quiet_customer_open(db, staff):
         assert len(_tasks(db, cid)) == 1  # the follow-up reminder, still open
         assert s.get(Customer, cid).archived_at is not None
         assert s.get(Customer, other).archived_at is None
+
+
+def test_weekday_rules_run_on_their_days_only(db, staff):
+    _enable_only(db, staff)
+    with db.transaction() as s:
+        auto.create_rule(
+            s,
+            actor=staff.admin,
+            data={
+                "name": "Monday tags",
+                "trigger_config": {"weekdays": [0]},
+                "actions": [{"type": "add_tag", "tag": "monday"}],
+            },
+        )
+    _customer(db, staff.sales1, name="Anyone")
+    monday = T0 + timedelta(days=(7 - T0.weekday()) % 7)
+    sunday = monday - timedelta(days=1)
+    assert [r.rule_key for r in auto.run_due(db, now=sunday, deliver=False)] == []
+    assert [r.summary for r in auto.run_due(db, now=monday, deliver=False)] == [{"add_tag": 1}]

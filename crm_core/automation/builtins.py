@@ -114,8 +114,8 @@ BUILTIN_RULES: dict[str, dict[str, Any]] = {
     "churn_risk_alert": {
         "name": "Churn-risk alert",
         "description": "Tell the owner once a month about customers the churn report lists "
-        "with two or more risk reasons.",
-        "trigger_config": {"repeat": "monthly"},
+        "with two or more risk reasons (checked on Mondays).",
+        "trigger_config": {"repeat": "monthly", "weekdays": [0]},
         "conditions": [{"op": "churn_risk"}],
         "actions": [
             {

@@ -139,12 +139,15 @@ def release_lease(db: Database, name: str, *, holder: str) -> None:
 
 def is_due(rule: AutomationRule, state: AutomationState | None, now: datetime) -> bool:
     """Record-triggered rules are always due (they read new audit entries); a daily rule is
-    due once per UTC day, from its ``run_hour`` on."""
+    due once per UTC day, from its ``run_hour`` on (on its ``weekdays`` only, when set)."""
     if not rule.enabled:
         return False
     if rule.trigger in EVENT_TRIGGERS:
         return True
     if now.hour < rule.run_hour:
+        return False
+    weekdays = (rule.trigger_config or {}).get("weekdays") or []
+    if weekdays and now.weekday() not in weekdays:
         return False
     return state is None or state.last_run_day is None or state.last_run_day < now.date()
 

@@ -132,12 +132,15 @@ class RuleSpec:
     repeat: str = "once"
     include_archived: bool = False
     max_per_run: int = 0
+    weekdays: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def trigger_config(self) -> dict[str, Any]:
         config = {"repeat": self.repeat, "include_archived": self.include_archived}
         if self.max_per_run:
             config["max_per_run"] = self.max_per_run
+        if self.weekdays:
+            config["weekdays"] = list(self.weekdays)
         return {**config, **self.extra}
 
     @property
@@ -297,6 +300,11 @@ def validate_rule(data: dict[str, Any]) -> RuleSpec:
     if repeat not in REPEATS:
         raise _fail(f"'{repeat}' is not one of {', '.join(REPEATS)}", "repeat")
     include_archived = bool(config.pop("include_archived", data.get("include_archived", False)))
+    weekdays = config.pop("weekdays", [])
+    if not isinstance(weekdays, list) or any(
+        isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 6 for d in weekdays
+    ):
+        raise _fail("must be a list of weekdays 0-6 (Monday is 0)", "weekdays")
     max_per_run = config.pop("max_per_run", 0)
     if isinstance(max_per_run, bool) or not isinstance(max_per_run, int) or max_per_run < 0:
         raise _fail("must be a whole number (0: no limit)", "max_per_run")
@@ -329,5 +337,6 @@ def validate_rule(data: dict[str, Any]) -> RuleSpec:
         repeat=repeat,
         include_archived=include_archived,
         max_per_run=max_per_run,
+        weekdays=tuple(sorted(set(weekdays))),
         extra=config,
     )
