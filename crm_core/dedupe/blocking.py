@@ -138,7 +138,7 @@ def candidate_pairs(
         offset += size
     rows = np.concatenate(rows_parts)
     keys = np.concatenate(key_parts)
-    order = np.lexsort((_rank(prep, "email")[rows], _rank(prep, "name_key")[rows], keys))
+    order = np.lexsort((_rank(prep, "name_key")[rows], keys))
     rows, keys = rows[order], keys[order]
 
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])

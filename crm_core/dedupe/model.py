@@ -158,10 +158,30 @@ def _level_shares(gamma: np.ndarray, weights: np.ndarray | None, smoothing: floa
     return shares
 
 
+def _chance_equal(codes: np.ndarray) -> float:
+    """Probability that two records drawn at random, both with a value, hold the same one."""
+    present = codes[codes >= 0]
+    if len(present) < 2:
+        return 0.0
+    counts = np.bincount(present).astype(np.float64)
+    return float(((counts * (counts - 1)).sum()) / (len(present) * (len(present) - 1)))
+
+
+_EXACT_COLUMNS: dict[str, dict[int, str]] = {
+    "name": {4: "name", 3: "name_key"},
+    "email": {2: "email"},
+    "phone": {2: "phone"},
+}
+"""Levels whose ``u`` is computed exactly from value counts, and the column counted."""
+
+
 def estimate_u(
-    prep: Prepared, *, sample_pairs: int = 500_000, seed: int = 0, workers: int = -1
+    prep: Prepared, *, sample_pairs: int = 200_000, seed: int = 0, workers: int = -1
 ) -> dict[str, list[float]]:
-    """``u`` probabilities from random record pairs (nearly all non-matches)."""
+    """``u`` probabilities: the chance of each level between two records drawn at random
+    (nearly all non-matches). Exact-agreement levels of name, email and phone are computed
+    from value counts (rare events a sample would miss); the other levels are the shares
+    seen in ``sample_pairs`` random pairs, scaled to what the exact levels leave."""
     rng = np.random.default_rng(seed)
     n = prep.n
     if n < 2:
@@ -170,7 +190,27 @@ def estimate_u(
     left = rng.integers(0, n, size)
     right = (left + rng.integers(1, n, size)) % n
     gamma = compare(prep, left, right, workers=workers)
-    return _level_shares(gamma, None, smoothing=1.0)
+    u = _level_shares(gamma, None, smoothing=1.0)
+    for j, c in enumerate(COMPARISONS):
+        exact_cols = _EXACT_COLUMNS.get(c.field)
+        if not exact_cols:
+            continue
+        exact: dict[int, float] = {}
+        covered = 0.0
+        for level in sorted(exact_cols, reverse=True):  # the finer level first
+            chance = max(_chance_equal(prep.codes[exact_cols[level]]) - covered, 1e-9)
+            exact[level] = chance
+            covered += chance
+        g = gamma[:, j]
+        rest = g[(g != MISSING) & ~np.isin(g, list(exact))]
+        counts = np.bincount(rest.astype(np.int64), minlength=len(c.levels)).astype(np.float64)
+        counts[list(exact)] = 0.0
+        counts[[lv for lv in range(len(c.levels)) if lv not in exact]] += 1.0  # smoothing
+        shares = counts / counts.sum() * max(1.0 - covered, 1e-9)
+        for level, chance in exact.items():
+            shares[level] = chance
+        u[c.field] = shares.tolist()
+    return u
 
 
 DEFAULT_M: dict[str, list[float]] = {
