@@ -41,6 +41,15 @@ from crm_core.models.customers import (
     customer_tags,
 )
 from crm_core.models.importing import ImportBatch, ImportBatchRow, ImportMapping
+from crm_core.models.lowcode import (
+    CustomModule,
+    FormLayout,
+    ModuleField,
+    ModuleRecord,
+    ModuleUniqueValue,
+    ModuleValue,
+    SavedReport,
+)
 from crm_core.models.panel import LoginSession, SavedFilter
 from crm_core.models.privacy import ConsentEvent, ErasureFingerprint, RetentionPolicy
 from crm_core.models.users import LoginThrottle, Role, Team, User
@@ -58,6 +67,13 @@ __all__ = [
     "CustomerKind",
     "CustomerPhone",
     "CustomFieldDefinition",
+    "CustomModule",
+    "FormLayout",
+    "ModuleField",
+    "ModuleRecord",
+    "ModuleUniqueValue",
+    "ModuleValue",
+    "SavedReport",
     "Deal",
     "ErasureFingerprint",
     "DealStatus",
