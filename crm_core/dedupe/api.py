@@ -17,7 +17,6 @@ import pandas as pd
 from crm_core.dedupe.blocking import candidate_pairs
 from crm_core.dedupe.cluster import cluster_pairs
 from crm_core.dedupe.model import MatchModel, estimate_u, fit_model, term_frequencies
-from crm_core.dedupe.normalize import normalize_frame
 from crm_core.dedupe.scoring import (
     COMPARISONS,
     FIELD_LEVELS,
@@ -26,7 +25,7 @@ from crm_core.dedupe.scoring import (
     exact_frequency,
     field_levels,
     levels_matrix,
-    prepare,
+    prepare_frame,
 )
 from crm_core.dedupe.settings import DedupeSettings
 from crm_core.errors import InvalidInput
@@ -169,8 +168,7 @@ def find_duplicates(
     settings = settings or DedupeSettings()
     ids = _check_ids(df, id_column)
     started = time.perf_counter()
-    norm = normalize_frame(df, region=settings.region)
-    prep = prepare(norm)
+    prep = prepare_frame(df, region=settings.region)
     t_norm = time.perf_counter()
     left, right = candidate_pairs(
         prep, block_cap=settings.block_cap, block_window=settings.block_window
@@ -276,8 +274,8 @@ def score_candidates(
     if not len(candidates):
         return pd.DataFrame({"id": ids, "score": np.empty(0)})
     frame = pd.concat([pd.DataFrame([dict(record)]), candidates], ignore_index=True)
-    norm = normalize_frame(frame, region=region)
-    prep = prepare(norm)
+    prep = prepare_frame(frame, region=region)
+    norm = prep.norm
     rows = np.arange(1, len(frame), dtype=np.int64)
     first = np.zeros(len(rows), np.int64)
     levels = field_levels(prep, first, rows, workers=1)

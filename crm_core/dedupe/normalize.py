@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -70,17 +71,14 @@ _CN_PLACE = re.compile("^(?:" + "|".join(CN_PLACE_PREFIXES) + ")(?:省|市|自�
 def _strip_legal(text: str) -> str:
     """Legal-form suffixes removed from the end, repeatedly (``acme co ltd`` -> ``acme``)."""
     while True:
-        stripped = text
-        for suffix in _CN_SUFFIXES:
-            if stripped.endswith(suffix):
-                stripped = stripped[: -len(suffix)].rstrip()
-                break
-        head, _, last = stripped.rpartition(" ")
-        if head and last in _LATIN_SUFFIXES:
+        if text.endswith(_CN_SUFFIXES):
+            stripped = next(text[: -len(x)].rstrip() for x in _CN_SUFFIXES if text.endswith(x))
+        else:
+            head, _, last = text.rpartition(" ")
+            if last not in _LATIN_SUFFIXES:
+                return text
             stripped = head.rstrip()
-        elif not head and stripped in _LATIN_SUFFIXES:
-            stripped = ""
-        if not stripped or stripped == text:
+        if not stripped:
             return text
         text = stripped
 
@@ -205,18 +203,18 @@ def normalize_email(value: object) -> str | None:
     return f"{local}@{domain}" if local else None
 
 
-def _emails(values: pd.Series) -> np.ndarray:
-    """``normalize_email`` of a whole column, in Arrow."""
-    arr = _arrow_text(values)
+def _emails(arr: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """``normalize_email`` of a cleaned column (see ``_arrow_text``), in Arrow, with the
+    local part and the domain of each address."""
     arr = pc.replace_substring_regex(pc.utf8_lower(arr), r"\s+", "")
     parts = pc.extract_regex(arr, _EMAIL.replace("([", "(?P<l>[", 1).replace("@([", "@(?P<d>["))
     local, domain = parts.field("l"), parts.field("d")
     gmail = pc.is_in(domain, pa.array(sorted(_GMAIL)))
     local = pc.if_else(gmail, pc.replace_substring(local, ".", ""), local)
     domain = pc.if_else(gmail, "gmail.com", domain)
-    email = pc.binary_join_element_wise(local, domain, "@")
     valid = pc.and_(pc.is_valid(parts), pc.greater(pc.utf8_length(local), 0))
-    return _object(pc.if_else(valid, email, None))
+    email = pc.if_else(valid, pc.binary_join_element_wise(local, domain, "@"), None)
+    return email, pc.if_else(valid, local, None), pc.if_else(valid, domain, None)
 
 
 # --- phones ----------------------------------------------------------------------------------
@@ -255,9 +253,9 @@ def normalize_phone(value: object, *, region: str = "CN") -> str | None:
     return try_normalize_phone(text, region=region)
 
 
-def _phones(values: pd.Series, region: str) -> np.ndarray:
-    """``normalize_phone`` of a whole column: the direct forms in Arrow, the rest one by one."""
-    arr = _arrow_text(values)
+def _phones(arr: pa.Array, region: str) -> pa.Array:
+    """``normalize_phone`` of a cleaned column (see ``_arrow_text``): the direct forms in
+    Arrow, the rest one by one."""
     compact = pc.replace_substring_regex(pc.replace_substring(arr, "(0)", ""), _PHONE_PUNCT, "")
     compact = pc.replace_substring_regex(compact, _TRUNK_AFTER_86, "+86")
     out = pa.nulls(len(arr), pa.string())
@@ -270,12 +268,13 @@ def _phones(values: pd.Series, region: str) -> np.ndarray:
         number = pc.binary_join_element_wise(prefix, found.field("n"), "")
         out = pc.if_else(hit, number, out)
         resolved = pc.or_(resolved, hit)
-    result = _object(out)
     rest = np.flatnonzero(~np.asarray(resolved.to_numpy(zero_copy_only=False), dtype=bool))
-    if len(rest):
-        texts = _object(arr)[rest]
-        result[rest] = _map_unique(texts, lambda t: try_normalize_phone(t, region=region))
-    return result
+    if not len(rest):
+        return out
+    result = _object(out)
+    texts = _object(arr)[rest]
+    result[rest] = _map_unique(texts, lambda t: try_normalize_phone(t, region=region))
+    return pa.array(result, pa.string())
 
 
 # --- places ----------------------------------------------------------------------------------
@@ -385,17 +384,66 @@ NORMALIZED_COLUMNS: tuple[str, ...] = (
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
-    """NFKC-normalised, trimmed text of a column as an Arrow array (blank -> null)."""
-    as_text = [
-        None if v is None or (isinstance(v, float) and v != v) else str(v)
-        for v in values.to_numpy(dtype=object)
-    ]
-    arr = pc.utf8_trim_whitespace(pc.utf8_normalize(pa.array(as_text, pa.string()), "NFKC"))
+    """The text of a column as ``clean_text`` leaves it (NFKC, spaces collapsed, trimmed;
+    blank -> null), as an Arrow array."""
+    try:
+        arr = pa.array(values, from_pandas=True)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if arr.type != pa.string():
+            arr = arr.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        arr = pa.array(
+            [None if v is None or v != v else str(v) for v in values.to_numpy(dtype=object)],
+            pa.string(),
+        )
+    arr = pc.utf8_normalize(arr, "NFKC")
+    arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, r"[\s\p{Z}]+", " "))
     return pc.if_else(pc.equal(arr, ""), None, arr)
 
 
 def _object(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+
+
+@dataclass
+class NormalizedColumn:
+    """One normalised column: ``values[i]`` (``None`` when missing) is ``uniques[codes[i]]``
+    and ``codes[i]`` is ``-1`` when missing."""
+
+    values: np.ndarray
+    codes: np.ndarray
+    uniques: np.ndarray
+
+
+def _column_from(codes: np.ndarray, mapped: list[str | None]) -> NormalizedColumn:
+    """A column from per-distinct codes and the normalised value of each distinct value
+    (several distinct inputs may give one normalised value)."""
+    merged, uniques = pd.factorize(np.array(mapped, dtype=object), use_na_sentinel=True)
+    merged = np.r_[merged, -1]
+    out = merged[codes].astype(np.int32)
+    uniques = np.asarray(uniques, dtype=object)
+    values = np.r_[uniques, np.array([None], dtype=object)][out]
+    return NormalizedColumn(values=values, codes=out, uniques=uniques)
+
+
+def _per_distinct(
+    arr: pa.Array, func: Callable[[str], tuple[str | None, ...]], width: int
+) -> list[NormalizedColumn]:
+    """``func`` (giving ``width`` values) applied once to each distinct value of ``arr``;
+    ``width`` normalised columns aligned with ``arr``."""
+    encoded = pc.dictionary_encode(arr)
+    codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int64)
+    results = [func(v) for v in encoded.dictionary.to_pylist()]
+    return [_column_from(codes, [r[k] or None for r in results]) for k in range(width)]
+
+
+def _arrow_column(arr: pa.Array) -> NormalizedColumn:
+    encoded = pc.dictionary_encode(arr)
+    codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int32)
+    uniques = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    values = np.r_[uniques, np.array([None], dtype=object)][codes]
+    return NormalizedColumn(values=values, codes=codes, uniques=uniques)
 
 
 def _map_unique(values: pd.Series | np.ndarray, func: Callable[[object], str | None]) -> np.ndarray:
@@ -405,33 +453,48 @@ def _map_unique(values: pd.Series | np.ndarray, func: Callable[[object], str | N
     return mapped[codes]  # code -1 (missing) picks the trailing None
 
 
+def _name_and_key(text: str) -> tuple[str, str]:
+    name = _normalize_name(text)
+    return name, _name_key(name) if name else ""
+
+
+def _address_and_core(text: str) -> tuple[str, str]:
+    address = _normalize_address(text)
+    return address, _address_core(address) if address else ""
+
+
+def normalize_columns(df: pd.DataFrame, *, region: str = "CN") -> dict[str, NormalizedColumn]:
+    """The normalised columns of ``df`` (see ``normalize_frame``) with their codes."""
+    n = len(df)
+
+    def column(name: str) -> pa.Array:
+        if name in df.columns and n:
+            return _arrow_text(df[name].reset_index(drop=True))
+        return pa.nulls(n, pa.string())
+
+    name, key = _per_distinct(column("name"), _name_and_key, 2)
+    address, core = _per_distinct(column("address"), _address_and_core, 2)
+    email, local, domain = _emails(column("email"))
+    (company,) = _per_distinct(column("company"), lambda t: (_normalize_company(t),), 1)
+    (city,) = _per_distinct(column("city"), lambda t: (_normalize_city(t),), 1)
+    return {
+        "name": name,
+        "name_key": key,
+        "company": company,
+        "email": _arrow_column(email),
+        "email_local": _arrow_column(local),
+        "email_domain": _arrow_column(domain),
+        "phone": _arrow_column(_phones(column("phone"), region.upper())),
+        "city": city,
+        "address": address,
+        "address_core": core,
+    }
+
+
 def normalize_frame(df: pd.DataFrame, *, region: str = "CN") -> pd.DataFrame:
     """The de-duplication fields of ``df`` normalised, one row per input row (same order,
     a fresh ``RangeIndex``), with the columns of ``NORMALIZED_COLUMNS``; each value is what
     the scalar normaliser of its field gives. Missing input columns give all-``None``
     columns; other input columns are ignored."""
-    n = len(df)
-
-    def column(name: str) -> pd.Series:
-        if name in df.columns:
-            return df[name].reset_index(drop=True).astype(object)
-        return pd.Series([None] * n, dtype=object)
-
-    name = _map_unique(column("name"), normalize_name)
-    email = _emails(column("email")) if n else np.empty(0, dtype=object)
-    address = _map_unique(column("address"), normalize_address)
-    return pd.DataFrame(
-        {
-            "name": name,
-            "name_key": _map_unique(name, lambda v: _name_key(v) or None),
-            "company": _map_unique(column("company"), normalize_company),
-            "email": email,
-            "email_local": _map_unique(email, lambda e: e.rpartition("@")[0]),
-            "email_domain": _map_unique(email, lambda e: e.rpartition("@")[2]),
-            "phone": _phones(column("phone"), region.upper()) if n else email.copy(),
-            "city": _map_unique(column("city"), normalize_city),
-            "address": address,
-            "address_core": _map_unique(address, lambda v: _address_core(v) or None),
-        },
-        dtype=object,
-    )
+    columns = normalize_columns(df, region=region)
+    return pd.DataFrame({c: columns[c].values for c in NORMALIZED_COLUMNS}, dtype=object)

@@ -23,7 +23,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from crm_core.dedupe.chinese import CJK
-from crm_core.dedupe.normalize import NORMALIZED_COLUMNS
+from crm_core.dedupe.normalize import NORMALIZED_COLUMNS, NormalizedColumn, normalize_columns
 
 MISSING = -1
 
@@ -106,33 +106,55 @@ class Prepared:
 
 def prepare(norm: pd.DataFrame) -> Prepared:
     """Codes and value frequencies of a normalised frame (see ``normalize_frame``)."""
-    prepared = Prepared(norm=norm)
-    n = max(len(norm), 1)
+    columns = {}
     for col in NORMALIZED_COLUMNS:
         values = norm[col].to_numpy(dtype=object)
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        columns[col] = NormalizedColumn(
+            values=values, codes=codes.astype(np.int32), uniques=np.asarray(uniques, dtype=object)
+        )
+    return prepare_columns(columns)
+
+
+def prepare_frame(df: pd.DataFrame, *, region: str = "CN") -> Prepared:
+    """``df`` normalised (see ``normalize_frame``) and prepared for comparison."""
+    return prepare_columns(normalize_columns(df, region=region))
+
+
+def prepare_columns(columns: dict[str, NormalizedColumn]) -> Prepared:
+    """Records ready for comparison from their normalised columns."""
+    norm = pd.DataFrame({c: columns[c].values for c in NORMALIZED_COLUMNS}, dtype=object)
+    prepared = Prepared(norm=norm)
+    n = max(len(norm), 1)
+    for col in NORMALIZED_COLUMNS:
+        column = columns[col]
+        codes, uniques = column.codes, column.uniques
         counts = np.r_[np.bincount(codes[codes >= 0], minlength=len(uniques)), 0]
-        prepared.values[col] = values
-        prepared.codes[col] = codes.astype(np.int32)
-        prepared.uniques[col] = np.asarray(uniques, dtype=object)
+        prepared.values[col] = column.values
+        prepared.codes[col] = codes
+        prepared.uniques[col] = uniques
         prepared.freq[col] = (counts[codes] / n).astype(np.float32)  # code -1 picks the 0
-        if col == "name":
-            chinese = np.array([CJK.match(v) is not None for v in uniques] + [False], bool)
-            prepared.chinese_name = chinese[codes]
-            forms = [_initialled(v) for v in uniques]
-            has_initial = np.array([f is not None and f[1] for f in forms] + [False], bool)
-            initialled, _ = pd.factorize(
-                np.array([f[0] if f else None for f in forms] + [None], dtype=object)
-            )
-            prepared.name_initialled = initialled[codes].astype(np.int32)
-            prepared.name_has_initial = has_initial[codes]
-        if col == "name_key":
-            tokens = [v.split() for v in uniques]
-            count = np.array([len(t) for t in tokens] + [0], np.int32)
-            reverse = np.array([" ".join(t[::-1]) for t in tokens] + [None], dtype=object)
-            prepared.name_tokens = count[codes]
-            prepared.name_key_reversed = reverse[codes]
+    _name_features(prepared)
     return prepared
+
+
+def _name_features(prepared: Prepared) -> None:
+    codes, uniques = prepared.codes["name"], prepared.uniques["name"]
+    chinese = np.array([CJK.match(v) is not None for v in uniques] + [False], bool)
+    prepared.chinese_name = chinese[codes]
+    forms = [_initialled(v) for v in uniques]
+    has_initial = np.array([f is not None and f[1] for f in forms] + [False], bool)
+    initialled, _ = pd.factorize(
+        np.array([f[0] if f else None for f in forms] + [None], dtype=object)
+    )
+    prepared.name_initialled = initialled[codes].astype(np.int32)
+    prepared.name_has_initial = has_initial[codes]
+    codes, uniques = prepared.codes["name_key"], prepared.uniques["name_key"]
+    tokens = [v.split() for v in uniques]
+    count = np.array([len(t) for t in tokens] + [0], np.int32)
+    reverse = np.array([" ".join(t[::-1]) for t in tokens] + [None], dtype=object)
+    prepared.name_tokens = count[codes]
+    prepared.name_key_reversed = reverse[codes]
 
 
 def _initialled(name: str) -> tuple[str, bool] | None:
