@@ -37,7 +37,7 @@ class DedupeSettings:
     max_cluster_size: int = 50
     min_link: float = 0.01
     chunk_size: int = 250_000
-    u_sample_pairs: int = 200_000
+    u_sample_pairs: int = 100_000
     em_sample_pairs: int = 500_000
     em_max_iter: int = 50
     label_strength: float = 50.0
