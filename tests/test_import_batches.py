@@ -54,6 +54,7 @@ def test_gbk_file_from_chinese_excel_is_cleaned_on_the_way_in(db, staff):
         "unchanged": 0,
         "skipped": 0,
         "invalid": 0,
+        "merged": 0,
     }
     wang = _by_name(db, staff.admin, "王伟")
     assert wang.phones == ["+8613800138000", "+861065529988"]
@@ -97,8 +98,10 @@ def test_preview_writes_nothing_and_predicts_the_commit(db, staff):
     assert preview.issues[0].field == "phone"
     report = _import(db, staff.steward, data, all_or_nothing=False)
     assert report.counts() == preview.counts()
-    # the repeated 王伟 row (same phone, key of the chunk) updated the first one, not a copy
-    assert preview.created == 4 and preview.unchanged == 1
+    # the repeated 王伟 row (same phone) is merged into the first one, not a copy
+    assert preview.created == 4 and preview.merged == 1
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).where(Customer.name == "王伟")) == 1
 
 
 def test_all_or_nothing_rejects_the_whole_file(db, staff):
@@ -160,7 +163,7 @@ def test_modes_and_keys(db, staff):
     assert both.updated == 1
     dan = _by_name(db, staff.admin, "Dan")
     assert dan.emails == ["dan@example.com"] and dan.phones == ["+8613800138011"]
-    with pytest.raises(InvalidInput, match="to match existing customers"):
+    with pytest.raises(InvalidInput, match="to match the customers to update"):
         _import(db, staff.steward, b"name,city\nX,Y\n", mode="update")
 
 
@@ -299,3 +302,12 @@ def test_a_re_imported_erased_person_is_flagged(db, staff, monkeypatch, tmp_path
     assert report.created == 2
     assert [(f.line, f.field) for f in report.erased] == [(2, "phone")]
     assert "erased on" in report.erased[0].message
+
+
+def test_rows_without_any_key_are_recognised_on_re_import(db, staff):
+    data = "姓名,城市,备注\n王芳,杭州,no phone or e-mail\n王芳,杭州,no phone or e-mail\n".encode()
+    first = _import(db, staff.steward, data)
+    assert (first.created, first.merged) == (1, 1)  # identical rows are one person
+    again = _import(db, staff.steward, data)
+    assert (again.created, again.unchanged) == (0, 1)
+    assert _count(db) == 1

@@ -103,7 +103,14 @@ def test_generated_files_never_crash_nor_half_write(db, staff, data, mode, all_o
     assert batches - before[1] == 1
     assert batch_rows - before[2] == report.created + report.updated
     assert report.total == sum(
-        (report.created, report.updated, report.unchanged, report.skipped, report.invalid)
+        (
+            report.created,
+            report.updated,
+            report.unchanged,
+            report.skipped,
+            report.invalid,
+            report.merged,
+        )
     )
     assert not (all_or_nothing and report.invalid)
 

@@ -23,6 +23,7 @@ matched customer; they never remove them.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import tempfile
 import time
@@ -72,7 +73,6 @@ _LOOKUP_CHUNK = 2000
 _OWNED = frozenset({"customer_phones", "customer_emails", "customer_tags"})
 _FORMULA_PREFIX = ("'=", "'+", "'-", "'@")
 _LABELS = {"email": "e-mail", "phone": "phone", "external_id": "external id", "id": "id"}
-_Item = tuple[int, list[str], dict[str, Any], tuple[str, str] | None]
 
 
 class ImportRejected(InvalidInput):
@@ -155,6 +155,7 @@ class ImportReport:
     unchanged: int = 0
     skipped: int = 0
     invalid: int = 0
+    merged: int = 0
     issues: list[RowIssue] = field(default_factory=list)
     skips: list[RowIssue] = field(default_factory=list)
     duplicates: list[DuplicateHint] = field(default_factory=list)
@@ -177,6 +178,7 @@ class ImportReport:
             "unchanged": self.unchanged,
             "skipped": self.skipped,
             "invalid": self.invalid,
+            "merged": self.merged,
         }
 
     def rejects_csv(self) -> bytes:
@@ -197,6 +199,7 @@ class ImportReport:
         return (
             f"{self.total} rows: {self.created} {verb} created, {self.updated} updated, "
             f"{self.unchanged} unchanged, {self.skipped} skipped, {self.invalid} invalid"
+            + (f", {self.merged} merged into another row with the same key" if self.merged else "")
         )
 
 
@@ -206,6 +209,82 @@ class ImportReport:
 def _neutral_text(text: str) -> str:
     """Undo the apostrophe our exports put before formula-like text."""
     return text[1:] if text.startswith(_FORMULA_PREFIX) else text
+
+
+@dataclass
+class _Row:
+    """One customer's input: a file row, or several rows sharing a key, merged."""
+
+    lines: list[int]
+    values: list[list[str]]
+    data: dict[str, Any]
+    keys: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def line(self) -> int:
+        return self.lines[0]
+
+    @property
+    def digest(self) -> str | None:
+        return next((v for k, v in self.keys if k == "row"), None)
+
+
+def _merge_data(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Rows of one customer as one input: later values win, phones/e-mails/tags add up."""
+    out: dict[str, Any] = {}
+    for data in parts:
+        for key, value in data.items():
+            if key in ("phones", "emails", "tags"):
+                items = out.setdefault(key, [])
+                items.extend(v for v in value if v not in items)
+            elif key == "custom":
+                out.setdefault("custom", {}).update(value)
+            else:
+                out[key] = value
+    return out
+
+
+def _merge_groups(rows: list[_Row]) -> list[_Row]:
+    """Rows of a chunk sharing any key (id, external id, e-mail, phone, or identical content)
+    become one, so a file naming a person twice makes one record, and re-importing it again
+    compares that same merged input (idempotent)."""
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        for key in row.keys:
+            if key in owner:
+                a, b = root(owner[key]), root(i)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            else:
+                owner[key] = i
+    groups: dict[int, list[_Row]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        groups[root(i)].append(row)
+    out = []
+    for members in groups.values():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        keys: list[tuple[str, str]] = []
+        for member in members:
+            keys.extend(k for k in member.keys if k not in keys)
+        out.append(
+            _Row(
+                [n for m in members for n in m.lines],
+                [v for m in members for v in m.values],
+                _merge_data([m.data for m in members]),
+                keys,
+            )
+        )
+    return out
 
 
 class _Run:
@@ -241,82 +320,88 @@ class _Run:
         self._reject_writer.writerow([*header, "line", "error"])
         self.created_rows: list[tuple[int, dict[str, Any]]] | None = []
         self.created_ids: list[int] = []
+        self.email_forms: dict[str, set[str]] = defaultdict(set)
 
     # -- bookkeeping
 
-    def _invalid(self, line: int, values: Sequence[str], errors: Mapping[str, str]) -> None:
-        self.report.invalid += 1
-        for name, message in errors.items():
-            if len(self.report.issues) < MAX_ISSUES:
-                self.report.issues.append(RowIssue(line, name, message))
+    def _invalid(self, row: _Row, errors: Mapping[str, str]) -> None:
         text = "; ".join(f"{k}: {v}" for k, v in errors.items())
-        self._reject_writer.writerow([*values, line, text])
+        if len(row.lines) > 1:
+            text += f" (lines {', '.join(str(n) for n in row.lines)} share a key and were merged)"
+        for line, values in zip(row.lines, row.values, strict=True):
+            self.report.invalid += 1
+            for name, message in errors.items():
+                if len(self.report.issues) < MAX_ISSUES:
+                    self.report.issues.append(RowIssue(line, name, message))
+            self._reject_writer.writerow([*values, line, text])
 
-    def _skip(self, line: int, name: str, message: str) -> None:
+    def _done(self, row: _Row, outcome: str) -> None:
+        """Count a created, updated or unchanged row; the other lines merged into it."""
+        setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        self.report.merged += len(row.lines) - 1
+
+    def _skip(self, row: _Row, name: str, message: str) -> None:
         self.report.skipped += 1
+        self.report.merged += len(row.lines) - 1
         if len(self.report.skips) < MAX_ISSUES:
-            self.report.skips.append(RowIssue(line, name, message))
+            self.report.skips.append(RowIssue(row.line, name, message))
 
     # -- one chunk
 
     def process(self, chunk: Chunk) -> None:
-        prepared: list[tuple[_Item, list[tuple[str, str]]]] = []
+        rows: list[_Row] = []
         for values, line in zip(chunk.rows, chunk.line_numbers, strict=True):
             self.report.total += 1
             values = [_neutral_text(v) for v in values]
             raw = cleaning.row_values(values, self.columns)
             data, errors = cleaning.to_customer_data(raw, owners=self.owners)
+            row = _Row([line], [values], data)
             if errors:
-                self._invalid(line, values, errors)
+                self._invalid(row, errors)
                 continue
             region = str(data.get("country") or self.region).upper()
-            found = [
-                (kind, cleaning.match_value(kind, data, region=region, raw=raw))
-                for kind in self.keys
-            ]
-            keys = [(kind, value) for kind, value in found if value is not None]
-            prepared.append(((line, values, data, keys[0] if keys else None), keys))
-        # a row sharing any key with an earlier row of the chunk goes in a later round, after
-        # that row is written, so it updates the record instead of creating a copy
-        rounds: list[list[_Item]] = []
-        last: dict[tuple[str, str], int] = {}
-        for item, keys in prepared:
-            n = max((last[k] + 1 for k in keys if k in last), default=0)
-            for k in keys:
-                last[k] = n
-            while len(rounds) <= n:
-                rounds.append([])
-            rounds[n].append(item)
-        for items in rounds:
-            self._round(items)
+            for kind in self.keys:
+                value = cleaning.match_value(kind, data, region=region, raw=raw)
+                if value is not None and kind == "email":
+                    self.email_forms[value.lower()].add(value)
+                    value = value.lower()
+                if value is not None:
+                    row.keys.append((kind, value))
+            if not row.keys:
+                mapped = "\x1f".join(values[i] for i, _ in self.columns if i < len(values))
+                row.keys.append(("row", hashlib.sha256(mapped.encode()).hexdigest()))
+            rows.append(row)
+        self._match(_merge_groups(rows))
+        self.email_forms.clear()
 
-    def _round(self, items: list[_Item]) -> None:
-        matches = self._lookup([key for *_, key in items if key is not None])
+    def _match(self, rows: list[_Row]) -> None:
+        matches = self._lookup([k for row in rows for k in row.keys])
         mode = self.options.mode
-        creates: list[tuple[int, list[str], dict[str, Any]]] = []
-        updates: list[tuple[int, list[str], dict[str, Any], int]] = []
-        for line, values, data, key in items:
-            ids = sorted(matches.get(key, ())) if key is not None else []
-            field_name = key[0] if key else "key"
-            label = _LABELS.get(field_name, field_name)
+        creates: list[_Row] = []
+        updates: list[tuple[_Row, int]] = []
+        for row in rows:
+            ids = sorted({cid for k in row.keys for cid in matches.get(k, ())})
+            kind = row.keys[0][0]
+            if kind == "row" and ids:
+                ids = ids[:1]  # the same key-less row imported before
+            field_name = "key" if kind == "row" else kind
             if len(ids) > 1:
                 shown = ", ".join(str(i) for i in ids[:5])
                 self._invalid(
-                    line,
-                    values,
-                    {field_name: f"matches {len(ids)} customers ({shown}); use another key"},
+                    row, {field_name: f"matches {len(ids)} customers ({shown}); use another key"}
                 )
             elif ids and mode == "create":
-                self._skip(line, field_name, f"exists already as customer {ids[0]}")
+                self._skip(row, field_name, f"exists already as customer {ids[0]}")
             elif ids:
-                updates.append((line, values, data, ids[0]))
-            elif key is not None and key[0] == "id":
-                self._invalid(line, values, {"id": f"no customer {key[1]} to update"})
+                updates.append((row, ids[0]))
+            elif kind == "id":
+                self._invalid(row, {"id": f"no customer {row.keys[0][1]} to update"})
             elif mode == "update":
-                why = f"no customer has this {label}" if key else "the row has no key to match"
-                self._skip(line, field_name, why)
+                label = _LABELS.get(kind)
+                why = f"no customer has this {label}" if label else "the row has no key to match"
+                self._skip(row, field_name, why)
             else:
-                creates.append((line, values, data))
+                creates.append(row)
         if creates:
             self._create(creates)
         if updates:
@@ -335,23 +420,28 @@ class _Run:
                 part = wanted[start : start + _LOOKUP_CHUNK]
                 stmt: Any
                 if kind == "email":
-                    variants = sorted(set(part) | {k.lower() for k in part})
-                    stmt = (
-                        select(CustomerEmail.email, CustomerEmail.customer_id)
-                        .join(Customer, Customer.id == CustomerEmail.customer_id)
-                        .where(CustomerEmail.email.in_(variants), visible)
+                    # keys are the first (primary) e-mail and phone, so is the match
+                    variants = sorted({v for k in part for v in self.email_forms[k]} | set(part))
+                    stmt = select(Customer.email, Customer.id).where(
+                        Customer.email.in_(variants), visible
                     )
-                    lower = {k.lower(): k for k in part}
                     for value, cid in self.session.execute(stmt):
-                        original = lower.get(value.lower())
-                        if original is not None:
-                            found[(kind, original)].add(cid)
+                        found[(kind, value.lower())].add(cid)
                     continue
                 if kind == "phone":
+                    stmt = select(Customer.phone, Customer.id).where(
+                        Customer.phone.in_(part), visible
+                    )
+                elif kind == "row":
                     stmt = (
-                        select(CustomerPhone.e164, CustomerPhone.customer_id)
-                        .join(Customer, Customer.id == CustomerPhone.customer_id)
-                        .where(CustomerPhone.e164.in_(part), visible)
+                        select(ImportBatchRow.row_digest, ImportBatchRow.customer_id)
+                        .join(ImportBatch, ImportBatch.id == ImportBatchRow.batch_id)
+                        .join(Customer, Customer.id == ImportBatchRow.customer_id)
+                        .where(
+                            ImportBatchRow.row_digest.in_(part),
+                            ImportBatch.status == "committed",
+                            visible,
+                        )
                     )
                 elif kind == "id":
                     numbers = [int(v) for v in part if len(v) < 18]
@@ -364,28 +454,29 @@ class _Run:
                     found[(kind, str(value))].add(cid)
         return found
 
-    def _create(self, creates: list[tuple[int, list[str], dict[str, Any]]]) -> None:
+    def _create(self, creates: list[_Row]) -> None:
         result = bulk_create_customers(
             self.session,
             actor=self.actor,
-            rows=[data for _, _, data in creates],
+            rows=[row.data for row in creates],
             source=self.source,
             skip_invalid=True,
         )
         for error in result.errors:
-            line, values, _ = creates[error.row]
-            self._invalid(line, values, error.errors)
-        rows = []
+            self._invalid(creates[error.row], error.errors)
+        batch_rows = []
         for cid, index in zip(result.ids, result.rows, strict=True):
-            line, _, data = creates[index]
-            rows.append(
+            row = creates[index]
+            self._done(row, "created")
+            batch_rows.append(
                 {
                     "batch_id": self.batch.id,
-                    "row_number": line,
+                    "row_number": row.line,
                     "action": "created",
                     "customer_id": cid,
                     "version_after": 1,
                     "prior": None,
+                    "row_digest": row.digest,
                 }
             )
             self.created_ids.append(cid)
@@ -393,43 +484,42 @@ class _Run:
                 if len(self.created_rows) >= DEDUPE_MAX_ROWS:
                     self.created_rows = None
                 else:
-                    self.created_rows.append((line, {"id": cid, **data}))
-        self.report.created += len(result.ids)
-        if rows:
-            self.session.execute(insert(ImportBatchRow), rows)
+                    self.created_rows.append((row.line, {"id": cid, **row.data}))
+        if batch_rows:
+            self.session.execute(insert(ImportBatchRow), batch_rows)
 
-    def _update(self, updates: list[tuple[int, list[str], dict[str, Any], int]]) -> None:
-        ids = sorted({cid for *_, cid in updates})
+    def _update(self, updates: list[tuple[_Row, int]]) -> None:
+        ids = sorted({cid for _, cid in updates})
         loaded: dict[int, Customer] = {}
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             stmt = select(Customer).where(Customer.id.in_(ids[start : start + _LOOKUP_CHUNK]))
             loaded.update({c.id: c for c in self.session.scalars(stmt)})
-        changed: list[tuple[int, Customer, dict[str, Any], dict[str, list[Any]]]] = []
-        for line, values, data, cid in updates:
+        changed: list[tuple[_Row, Customer, dict[str, Any], dict[str, list[Any]]]] = []
+        for row, cid in updates:
             customer = loaded[cid]
             if customer.anonymised_at is not None:
-                self._skip(line, "customer", f"customer {cid} was anonymised (erased)")
+                self._skip(row, "customer", f"customer {cid} was anonymised (erased)")
                 continue
             if customer.archived_at is not None:
-                self._skip(line, "customer", f"customer {cid} is archived; restore it first")
+                self._skip(row, "customer", f"customer {cid} is archived; restore it first")
                 continue
-            merged = _merge_lists(customer, data)
+            merged = _merge_lists(customer, row.data)
             try:
                 if "owner_id" in merged and merged["owner_id"] != customer.owner_id:
                     _check_owner_change(self.actor, self.session, merged["owner_id"])
                 clean = self.validator.clean(merged, existing=customer)
             except InvalidInput as exc:
-                self._invalid(line, values, exc.errors or {exc.field or "row": exc.message})
+                self._invalid(row, exc.errors or {exc.field or "row": exc.message})
                 continue
             prior = _prior(customer, clean)
             if not prior:
-                self.report.unchanged += 1
+                self._done(row, "unchanged")
                 continue
             before = _snapshot(customer)
             prior["version_before"] = customer.version
             _apply(self.session, customer, clean)
             customer.updated_at = utcnow()  # an UPDATE (and a new version) even for tags only
-            changed.append((line, customer, prior, audit.diff(before, _snapshot(customer))))
+            changed.append((row, customer, prior, audit.diff(before, _snapshot(customer))))
         if not changed:
             self._forget(loaded.values())
             return
@@ -456,16 +546,18 @@ class _Run:
             [
                 {
                     "batch_id": self.batch.id,
-                    "row_number": line,
+                    "row_number": row.line,
                     "action": "updated",
                     "customer_id": customer.id,
                     "version_after": customer.version,
                     "prior": audit.jsonable(prior),
+                    "row_digest": row.digest,
                 }
-                for line, customer, prior, _ in changed
+                for row, customer, prior, _ in changed
             ],
         )
-        self.report.updated += len(changed)
+        for row, *_ in changed:
+            self._done(row, "updated")
         self._forget(loaded.values())
 
     def _forget(self, customers: Iterable[Customer]) -> None:
@@ -535,10 +627,9 @@ def _prepare(
         raise InvalidInput(
             f"no column is mapped to '{options.match_key}', the match key", field="match_key"
         )
-    if not keys and options.mode != "create":
+    if not keys and options.mode == "update":
         raise InvalidInput(
-            "map an id, external id, e-mail or phone column to match existing customers, "
-            "or import in create mode",
+            "map an id, external id, e-mail or phone column to match the customers to update",
             field="match_key",
         )
     return columns, keys

@@ -57,6 +57,8 @@ class ImportBatchRow(Base):
     customer_id: Mapped[int] = mapped_column(Integer, index=True)
     version_after: Mapped[int] = mapped_column(Integer, default=1)
     prior: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # hash of the row's mapped values: re-imports recognise rows that have no key to match by
+    row_digest: Mapped[str | None] = mapped_column(String(64), index=True)
 
     __table_args__ = (Index("ix_import_batch_rows_batch", "batch_id", "row_number"),)
 

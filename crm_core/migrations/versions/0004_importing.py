@@ -103,6 +103,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=True,
         ),
+        sa.Column("row_digest", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
             ["import_batches.id"],
@@ -118,10 +119,14 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_import_batch_rows_customer_id"), ["customer_id"], unique=False
         )
+        batch_op.create_index(
+            batch_op.f("ix_import_batch_rows_row_digest"), ["row_digest"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("import_batch_rows", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_import_batch_rows_row_digest"))
         batch_op.drop_index(batch_op.f("ix_import_batch_rows_customer_id"))
         batch_op.drop_index("ix_import_batch_rows_batch")
 
