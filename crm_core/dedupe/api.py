@@ -16,7 +16,15 @@ import pandas as pd
 
 from crm_core.dedupe.blocking import candidate_pairs
 from crm_core.dedupe.cluster import cluster_pairs
-from crm_core.dedupe.model import MatchModel, estimate_u, fit_model, term_frequencies
+from crm_core.dedupe.model import (
+    DEFAULT_U,
+    TF_MIN_RECORDS,
+    TRAINING_RULES,
+    MatchModel,
+    estimate_u,
+    fit_model,
+    term_frequencies,
+)
 from crm_core.dedupe.scoring import (
     COMPARISONS,
     FIELD_LEVELS,
@@ -112,9 +120,13 @@ def _train(
     decisions: np.ndarray,
 ) -> MatchModel:
     rng = np.random.default_rng(settings.seed)
-    u = estimate_u(
-        prep, sample_pairs=settings.u_sample_pairs, seed=settings.seed, workers=settings.workers
-    )
+    small = prep.n < settings.min_records_to_train
+    if small:
+        u = {f: list(v) for f, v in DEFAULT_U.items()}
+    else:
+        u = estimate_u(
+            prep, sample_pairs=settings.u_sample_pairs, seed=settings.seed, workers=settings.workers
+        )
     sample = gamma
     if len(gamma) > settings.em_sample_pairs:
         sample = gamma[rng.choice(len(gamma), settings.em_sample_pairs, replace=False)]
@@ -123,6 +135,7 @@ def _train(
         u,
         total_pairs=prep.n * (prep.n - 1) / 2,
         pairs_represented=len(gamma),
+        rules=() if small else TRAINING_RULES,
         label_gamma=label_gamma,
         decisions=decisions,
         label_strength=settings.label_strength,
@@ -189,7 +202,8 @@ def find_duplicates(
 
     def score(a: np.ndarray, b: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
         g = compare(prep, a, b, workers=settings.workers) if g is None else g
-        p = model.probability(g, exact_frequency(prep, a, b))
+        freq = exact_frequency(prep, a, b) if n >= TF_MIN_RECORDS else None
+        p = model.probability(g, freq)
         if len(decided):
             code = np.minimum(a, b) * n + np.maximum(a, b)
             known = decided.reindex(code).to_numpy()
@@ -280,7 +294,7 @@ def score_candidates(
     first = np.zeros(len(rows), np.int64)
     levels = field_levels(prep, first, rows, workers=1)
     gamma = levels_matrix(levels)
-    freq = model.frequencies(norm, rows)
+    freq = model.frequencies(norm, rows) if model.uses_term_frequencies else None
     result = pd.DataFrame({"id": ids, "score": model.probability(gamma, freq).astype(np.float64)})
     for name in FIELD_LEVELS:
         result[name] = levels[name]

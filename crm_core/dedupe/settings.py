@@ -27,6 +27,9 @@ class DedupeSettings:
     sorted neighbourhood, each record against its ``block_window`` next neighbours.
     Clustering: no cluster holds more than ``max_cluster_size`` records, and two records whose
     pair scores below ``min_link`` never end up in the same cluster through others.
+
+    Training: a frame of fewer than ``min_records_to_train`` records is scored with the
+    built-in defaults (``model.DEFAULT_M`` / ``DEFAULT_U``) instead of learning them.
     """
 
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD
@@ -38,6 +41,7 @@ class DedupeSettings:
     min_link: float = 0.01
     chunk_size: int = 250_000
     u_sample_pairs: int = 100_000
+    min_records_to_train: int = 2_000
     em_sample_pairs: int = 500_000
     em_max_iter: int = 50
     label_strength: float = 50.0
