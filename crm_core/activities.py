@@ -874,6 +874,9 @@ def timeline(
                     c.status,
                 )
             )
+    from crm_core.lowcode.records import timeline_items  # records of custom modules
+
+    items.extend(timeline_items(session, actor=actor, customer_id=customer_id, limit=limit))
     items.sort(key=lambda item: (item.at, item.id), reverse=True)
     return items[:limit]
 

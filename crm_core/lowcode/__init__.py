@@ -1,0 +1,13 @@
+"""Low-code: custom modules (record types defined by an admin), form layouts for any record
+page and a report builder with saved reports.
+
+* ``fieldspec``: the field-spec abstraction both built-in and custom forms render from
+* ``modules``: module definitions and their schema changes (kept or refused with a count)
+* ``permissions``: role permissions per module and the record scope of each user
+* ``records``: records of a module (create, edit, search, filter, page, archive, bulk, import,
+  export, timeline)
+* ``layouts``: sections, columns, order, help and per-role hidden fields of any record page
+* ``report_builder``: saved reports computed by SQL aggregation under the user's access rights
+
+The storage design is documented in ``crm_core.models.lowcode``.
+"""
