@@ -293,7 +293,7 @@ def test_role_permissions_and_sales_scope(db, staff):
     assert names(db, staff.sales2) == ["Their project", "Unlinked of sales2"]
     assert names(db, staff.manager) == ["Mine project"]  # team A
     assert len(names(db, staff.analyst)) == 3 and len(names(db, staff.admin)) == 3
-    for actor, action in [
+    for _actor, action in [
         (staff.support, lambda s: rec.list_records(s, actor=staff.support, module_key="projects")),
         (staff.manager, lambda s: rec.create_record(s, actor=staff.manager, module_key="projects",
                                                     data={"title": "x"})),
