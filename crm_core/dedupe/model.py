@@ -161,7 +161,8 @@ def _level_shares(gamma: np.ndarray, weights: np.ndarray | None, smoothing: floa
             minlength=len(c.levels),
         ).astype(np.float64)
         counts += smoothing
-        shares[c.field] = (counts / counts.sum()).tolist()
+        total = counts.sum()
+        shares[c.field] = (counts / total if total > 0 else counts).tolist()
     return shares
 
 
@@ -378,6 +379,8 @@ def fit_model(
             seen = _level_shares(matches, None, smoothing=0.0)
             for j, f in enumerate(FIELD_NAMES):
                 n_seen = int((matches[:, j] != MISSING).sum())
+                if not n_seen:
+                    continue
                 blended = np.asarray(m[f]) * label_strength + np.asarray(seen[f]) * n_seen
                 m[f] = (blended / blended.sum()).tolist()
     m = {f: _floored(v) for f, v in m.items()}
