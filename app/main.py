@@ -42,6 +42,7 @@ from app.pages import (
     customer,
     customers,
     dashboard,
+    importing,
     login,
     pipeline,
     tasks,
@@ -60,6 +61,7 @@ PAGES: tuple[PageSpec, ...] = (
     dashboard.dashboard_page,
     *admin.PAGES,
     *automation.PAGES,
+    *importing.PAGES,
 )
 
 
