@@ -23,9 +23,8 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 ## run: create .venv, install, make the database with demo data on first run, print the
 ## first admin's password once, and start the panel on http://127.0.0.1:8080
 run: $(STAMP)
-	$(BIN)/crm init
-	$(BIN)/crm demo --if-empty
-	$(BIN)/crm users bootstrap-admin
+	export CRM_DATA_DIR=$${CRM_DATA_DIR:-$(CURDIR)/var}; \
+	$(BIN)/crm init && $(BIN)/crm demo --if-empty && $(BIN)/crm users bootstrap-admin && \
 	$(BIN)/crm serve
 
 ## test: install what the tests need (Python packages, Chromium, a PostgreSQL server) and run
@@ -47,12 +46,12 @@ format: $(TEST_STAMP)
 
 ## notebook: JupyterLab on the notebooks, against the demo database
 notebook: $(TEST_STAMP)
-	$(BIN)/crm init
-	$(BIN)/crm demo --if-empty
-	$(BIN)/jupyter lab notebooks
+	export CRM_DATA_DIR=$${CRM_DATA_DIR:-$(CURDIR)/var}; \
+	$(BIN)/crm init && $(BIN)/crm demo --if-empty && $(BIN)/jupyter lab notebooks
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/core_bench.py
+	$(BIN)/python benchmarks/reports_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
