@@ -8,6 +8,7 @@ the phrase go through OpenCC's full phrase-aware conversion.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,13 +61,13 @@ class _Simplifier:
         self.table: dict[int, str] | None = None
         self.phrase_chars: frozenset[str] = frozenset()
         self.traditional: frozenset[str] = frozenset()
-        self._opencc = None
+        self._convert: Callable[[str], str] = str
 
     def load(self) -> None:
-        from opencc import OpenCC
+        import opencc
 
-        self._opencc = OpenCC("t2s")
-        folder = Path(__import__("opencc").__file__).parent / "dictionary"
+        self._convert = opencc.OpenCC("t2s").convert
+        folder = Path(str(opencc.__file__)).parent / "dictionary"
         table: dict[int, str] = {}
         ambiguous: set[str] = set()
         try:
@@ -93,11 +94,11 @@ class _Simplifier:
         if self.table is None:
             self.load()
         if not self.table:
-            return str(self._opencc.convert(text))  # type: ignore[union-attr]
+            return str(self._convert(text))
         if self.traditional.isdisjoint(text):
             return text
         if not self.phrase_chars.isdisjoint(text):
-            return str(self._opencc.convert(text))  # type: ignore[union-attr]
+            return str(self._convert(text))
         return text.translate(self.table)
 
 
