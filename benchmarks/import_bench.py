@@ -72,12 +72,15 @@ def _phase(url: str, path: str, phase: str, queue: multiprocessing.Queue) -> Non
             dry_run=phase == "preview",
         )
     seconds = time.perf_counter() - started
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, workers = me.ru_maxrss, kids.ru_maxrss
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     queue.put(
         {
             "phase": phase,
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "peak_mb": own / 1024,
             "worker_peak_mb": workers / 1024,
             **report.counts(),
@@ -154,16 +157,21 @@ def main() -> None:
                 for suffix in ("", "-wal", "-shm"):
                     Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     backend = "PostgreSQL" if args.url else "SQLite"
-    print(f"\nimport benchmark on {backend}, {os.cpu_count()} cores, file {args.encoding}")
+    load = os.getloadavg()[0]
     print(
-        "| rows | phase | seconds | rows/s | peak RSS MB (workers) | created | updated | unchanged | invalid |"
+        f"\nimport benchmark on {backend}, {os.cpu_count()} cores (load average {load:.1f}), "
+        f"file {args.encoding}"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| rows | phase | seconds | CPU s | rows/s | peak RSS MB (workers) | created | updated | unchanged | merged | invalid |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r['rows']:,} | {r['phase']} | {r['seconds']:.1f} | {r['rows'] / r['seconds']:,.0f} "
+            f"| {r['rows']:,} | {r['phase']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} "
+            f"| {r['rows'] / r['seconds']:,.0f} "
             f"| {r['peak_mb']:.0f} ({r['worker_peak_mb']:.0f}) | {r['created']:,} | "
-            f"{r['updated']:,} | {r['unchanged']:,} | {r['invalid']:,} |"
+            f"{r['updated']:,} | {r['unchanged']:,} | {r['merged']:,} | {r['invalid']:,} |"
         )
 
 
