@@ -200,24 +200,20 @@ def service_rows(db: Database, username: str, repeat: int, customer_id: int) -> 
     with db.transaction() as s:
         actor = s.scalar(select(User).where(User.username == username))
         owners = {u.id: u.username for u in user_service.list_users(s, actor=actor)}
-        sample = list(
-            s.execute(
-                select(Customer.name, Customer.phone, Customer.city)
-                .where(Customer.id.in_(select(func.abs(func.random()) % 1_000_000 + 1).limit(1)))
-                .limit(1)
-            )
-        )
         names = [
             r[0]
             for r in s.execute(
-                select(Customer.name).where(Customer.id % 997 == 0).limit(repeat * 4)
+                select(Customer.name)
+                .where(Customer.id % 997 == 0)
+                .order_by(Customer.id)
+                .limit(repeat * 4)
             )
         ]
         phones = [
             r[0]
             for r in s.execute(
                 select(Customer.phone).where(Customer.phone.is_not(None), Customer.id % 991 == 0)
-                .limit(repeat)
+                .order_by(Customer.id).limit(repeat)
             )
         ]  # fmt: skip
         cities = [
@@ -227,7 +223,6 @@ def service_rows(db: Database, username: str, repeat: int, customer_id: int) -> 
                 .limit(30)
             )
         ]  # fmt: skip
-        del sample
     from crm_core.normalize import has_cjk
 
     cjk = [n for n in names if has_cjk(n)]
@@ -348,6 +343,7 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{path}"
     db = Database(url)
+    db.init()  # a kept database gets the newest schema
     try:
         with db.transaction() as s:
             have = s.scalar(select(func.count()).select_from(Customer)) or 0
