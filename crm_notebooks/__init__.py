@@ -23,6 +23,7 @@ from crm_notebooks.frames import (
     tickets_frame,
     timeline_frame,
 )
+from crm_notebooks.modules import module_frame, modules_frame, saved_report
 
 __all__ = [
     "CustomerExplorer",
@@ -33,7 +34,10 @@ __all__ = [
     "customers_frame",
     "deals_frame",
     "interactions_frame",
+    "module_frame",
+    "modules_frame",
     "orders_frame",
+    "saved_report",
     "tickets_frame",
     "timeline_frame",
 ]

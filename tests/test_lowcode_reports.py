@@ -237,3 +237,22 @@ def test_layouts_arrange_help_and_hide_fields_per_role(db, staff, data):
             layouts.save_layout(s, actor=staff.admin, entity="module:contracts", **bad)
     with pytest.raises(PermissionDenied), db.transaction() as s:
         layouts.save_layout(s, actor=staff.manager, entity="customer", sections=[])
+
+
+def test_notebook_frames_apply_the_same_rules(db, staff, data):
+    import crm_notebooks as crm
+    from crm_notebooks.context import NotebookContext
+
+    sales = NotebookContext(db=db, user=staff.sales1)
+    frame = crm.module_frame(sales, "contracts")
+    assert sorted(frame["title"]) == ["K0", "K1", "K2"]  # own customer's records only
+    assert list(crm.module_frame(sales, "contracts", region="South")["title"]) == ["K2"]
+    labelled = crm.module_frame(NotebookContext(db=db, user=staff.admin, locale="en"),
+                                "contracts", labels=True)  # fmt: skip
+    assert {"Title", "Region", "Value"} <= set(labelled.columns) and len(labelled) == 5
+    assert list(crm.modules_frame(sales)["key"]) == ["contracts"]
+    with db.transaction() as s:
+        rid = rb.save_report(s, actor=staff.sales1, name="By region", definition=ReportDefinition(
+            source="module:contracts", group_by=[Grouping("region")])).id  # fmt: skip
+    df, fig = crm.saved_report(sales, rid)
+    assert as_rows(df) == [("North", 2.0), ("South", 1.0)] and fig.data[0].type == "bar"
