@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm_core.dedupe.blocking import blocking_keys, candidate_pairs
+from crm_core.dedupe.blocking import blocking_keys, candidate_pairs, frame_key_strings
 from crm_core.dedupe.normalize import (
     NORMALIZED_COLUMNS,
     chinese_name_parts,
@@ -17,6 +17,7 @@ from crm_core.dedupe.normalize import (
     normalize_frame,
     normalize_name,
     normalize_phone,
+    normalize_record,
     to_simplified,
 )
 from crm_core.dedupe.scoring import prepare
@@ -262,3 +263,36 @@ def test_oversized_blocks_stay_linear() -> None:
     left, right = candidate_pairs(prepare(normalize_frame(df)), block_cap=40, block_window=5)
     assert len(left) <= n * 5
     assert (left < right).all()
+
+
+MIXED = pd.DataFrame(
+    {
+        "name": ["王偉先生", "Mr. Bill Smith", "WangWei", None, "N. Vargas", "星辰软件有限公司"],
+        "company": [
+            "華為技術有限公司",
+            "Acme Co., Ltd.",
+            None,
+            "x",
+            "Juniper Ltd",
+            "星辰软件有限公司",
+        ],
+        "email": ["Wang.Wei+crm@Gmail.com", "bad", None, "a@b.cn", None, "info@xc.cn"],
+        "phone": ["138 0013 8000", "+1 650 253 0000", "010-62345678", None, "12345", None],
+        "city": ["北京市", "New York", None, "Beijing City", "London", "北京"],
+        "address": ["北京市朝陽區建國路88號", "Apt 4, 12 Main St.", None, "", "248 Kelly St", "x"],
+    }
+)
+
+
+def test_frame_and_record_normalisers_agree() -> None:
+    frame = normalize_frame(MIXED)
+    for i, record in enumerate(MIXED.to_dict("records")):
+        expected = {k: (None if pd.isna(v) else v) for k, v in frame.iloc[i].items()}
+        assert normalize_record(record) == expected
+
+
+def test_record_and_frame_blocking_keys_agree() -> None:
+    by_kind = frame_key_strings(normalize_frame(MIXED))
+    for i, record in enumerate(MIXED.to_dict("records")):
+        from_frame = [keys[i] for keys in by_kind.values() if keys[i] is not None]
+        assert blocking_keys(record) == from_frame

@@ -25,6 +25,7 @@ from crm_core.dedupe.model import (
     fit_model,
     term_frequencies,
 )
+from crm_core.dedupe.normalize import FIELDS, NORMALIZED_COLUMNS, normalize_record
 from crm_core.dedupe.scoring import (
     COMPARISONS,
     FIELD_LEVELS,
@@ -33,6 +34,7 @@ from crm_core.dedupe.scoring import (
     exact_frequency,
     field_levels,
     levels_matrix,
+    prepare,
     prepare_frame,
 )
 from crm_core.dedupe.settings import DedupeSettings
@@ -287,10 +289,11 @@ def score_candidates(
     ids = _check_ids(candidates, id_column)
     if not len(candidates):
         return pd.DataFrame({"id": ids, "score": np.empty(0)})
-    frame = pd.concat([pd.DataFrame([dict(record)]), candidates], ignore_index=True)
-    prep = prepare_frame(frame, region=region)
-    norm = prep.norm
-    rows = np.arange(1, len(frame), dtype=np.int64)
+    present = [c for c in FIELDS if c in candidates.columns]
+    rows_in = [dict(record), *candidates[present].to_dict("records")]
+    norm = pd.DataFrame([normalize_record(r, region=region) for r in rows_in], dtype=object)
+    prep = prepare(norm[list(NORMALIZED_COLUMNS)])
+    rows = np.arange(1, len(rows_in), dtype=np.int64)
     first = np.zeros(len(rows), np.int64)
     levels = field_levels(prep, first, rows, workers=1)
     gamma = levels_matrix(levels)

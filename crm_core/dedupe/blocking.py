@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from crm_core.dedupe.normalize import normalize_frame
+from crm_core.dedupe.normalize import normalize_record
 from crm_core.dedupe.scoring import Prepared
 
 
@@ -84,10 +84,18 @@ def frame_key_strings(norm: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def blocking_keys(record: Mapping[str, object], *, region: str = "CN") -> list[str]:
     """The blocking keys of one record (``{"name": ..., "phone": ...}``) as strings such as
-    ``"phone:+8613800138000"``. Two records are compared when they share a key, so a
-    database can store these in an indexed table and look a new record's keys up."""
-    norm = normalize_frame(pd.DataFrame([dict(record)]), region=region)
-    return [k[0] for k in frame_key_strings(norm).values() if k[0] is not None]
+    ``"phone:+8613800138000"``, the same as ``frame_key_strings`` gives. Two records are
+    compared when they share a key, so a database can store these in an indexed table and
+    look a new record's keys up."""
+    values: dict[str, str | None] = dict(normalize_record(record, region=region))
+    for name, (source, func) in DERIVED.items():
+        values[name] = func(values[source]) if values[source] else None
+    keys = []
+    for kind, parts in KEY_KINDS.items():
+        texts = [values[p.rstrip("?")] or ("" if p.endswith("?") else None) for p in parts]
+        if all(t is not None for t in texts):
+            keys.append(f"{kind}:" + "|".join(t for t in texts if t is not None))
+    return keys
 
 
 def _derived_codes(prep: Prepared) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -488,6 +488,27 @@ def normalize_columns(df: pd.DataFrame, *, region: str = "CN") -> dict[str, Norm
         "city": city,
         "address": address,
         "address_core": core,
+    }
+
+
+def normalize_record(record: Mapping[str, object], *, region: str = "CN") -> dict[str, str | None]:
+    """One record normalised: the columns of ``NORMALIZED_COLUMNS``, exactly as
+    ``normalize_frame`` gives them, without building a frame (for checking one record)."""
+    name = normalize_name(record.get("name"))
+    email = normalize_email(record.get("email"))
+    address = normalize_address(record.get("address"))
+    local, _, domain = email.rpartition("@") if email else (None, None, None)
+    return {
+        "name": name,
+        "name_key": (_name_key(name) or None) if name else None,
+        "company": normalize_company(record.get("company")),
+        "email": email,
+        "email_local": local or None,
+        "email_domain": domain or None,
+        "phone": normalize_phone(record.get("phone"), region=region),
+        "city": normalize_city(record.get("city")),
+        "address": address,
+        "address_core": (_address_core(address) or None) if address else None,
     }
 
 
