@@ -28,14 +28,13 @@ from crm_core.dedupe.model import (
 from crm_core.dedupe.normalize import FIELDS, NORMALIZED_COLUMNS, normalize_record
 from crm_core.dedupe.scoring import (
     COMPARISONS,
-    FIELD_LEVELS,
     Prepared,
     compare,
     exact_frequency,
     field_levels,
     levels_matrix,
-    prepare,
     prepare_frame,
+    prepare_values,
 )
 from crm_core.dedupe.settings import DedupeSettings
 from crm_core.errors import InvalidInput
@@ -76,9 +75,9 @@ def _check_ids(df: pd.DataFrame, id_column: str) -> np.ndarray:
     if id_column not in df.columns:
         raise InvalidInput(f"the frame has no '{id_column}' column", field="id_column")
     ids = df[id_column].to_numpy()
-    if pd.isna(df[id_column]).any():
+    if pd.isna(ids).any():
         raise InvalidInput(f"'{id_column}' has empty values", field=id_column)
-    if not df[id_column].is_unique:
+    if len(pd.unique(ids)) != len(ids):
         raise InvalidInput(f"'{id_column}' values are not unique", field=id_column)
     return ids
 
@@ -290,15 +289,18 @@ def score_candidates(
     if not len(candidates):
         return pd.DataFrame({"id": ids, "score": np.empty(0)})
     present = [c for c in FIELDS if c in candidates.columns]
-    rows_in = [dict(record), *candidates[present].to_dict("records")]
-    norm = pd.DataFrame([normalize_record(r, region=region) for r in rows_in], dtype=object)
-    prep = prepare(norm[list(NORMALIZED_COLUMNS)])
+    columns = [candidates[c].to_numpy(dtype=object) for c in present]
+    rows_in: list[dict[str, object]] = [dict(record)]
+    rows_in += [
+        {c: col[i] for c, col in zip(present, columns, strict=True)} for i in range(len(ids))
+    ]
+    normalized = [normalize_record(r, region=region) for r in rows_in]
+    prep = prepare_values({c: [r[c] for r in normalized] for c in NORMALIZED_COLUMNS})
     rows = np.arange(1, len(rows_in), dtype=np.int64)
     first = np.zeros(len(rows), np.int64)
     levels = field_levels(prep, first, rows, workers=1)
     gamma = levels_matrix(levels)
-    freq = model.frequencies(norm, rows) if model.uses_term_frequencies else None
-    result = pd.DataFrame({"id": ids, "score": model.probability(gamma, freq).astype(np.float64)})
-    for name in FIELD_LEVELS:
-        result[name] = levels[name]
+    freq = model.frequencies(prep, rows) if model.uses_term_frequencies else None
+    score = model.probability(gamma, freq).astype(np.float64)
+    result = pd.DataFrame({"id": ids, "score": score, **levels})
     return result.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)

@@ -92,7 +92,7 @@ class MatchModel:
         """Match probability 0..1 of each pair (see ``match_weight``)."""
         return _sigmoid(self.match_weight(gamma, freq)).astype(np.float32)
 
-    def frequencies(self, norm: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    def frequencies(self, prep: Prepared, rows: np.ndarray) -> np.ndarray:
         """Frequency of each listed record's values in the training data, shape
         ``(len(rows), fields)``, looked up in ``tf`` (for scoring records outside it)."""
         floor = 1.0 / max(self.n_records, 1)
@@ -102,7 +102,7 @@ class MatchModel:
                 out[:, j] = floor
                 continue
             table = self.tf.get(tf_column(c.field), {})
-            values = norm[tf_column(c.field)].to_numpy(dtype=object)[rows]
+            values = prep.values[tf_column(c.field)][rows]
             out[:, j] = [table.get(v, floor) if v is not None else floor for v in values]
         return out
 

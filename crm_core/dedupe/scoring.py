@@ -80,7 +80,8 @@ class Prepared:
     """Normalised records ready for comparison: values and integer codes per column.
 
     ``codes[col][i]`` is ``-1`` when record ``i`` has no value, and two records share a code
-    exactly when their normalised values are equal (``uniques[col][code]`` is the value). ``freq[col][i]`` is the share of records
+    exactly when their normalised values are equal (``uniques[col][code]`` is the value).
+    ``freq[col][i]`` is the share of records
     holding record ``i``'s value; ``chinese_name[i]`` tells whether the name is in Chinese
     characters, ``name_tokens`` counts the words of its name key and ``name_key_reversed``
     holds that key's words in reverse order; ``name_initialled`` codes the name with all but
@@ -88,7 +89,7 @@ class Prepared:
     ``name_has_initial`` tells whether the name was written with an initial.
     """
 
-    norm: pd.DataFrame
+    size: int
     values: dict[str, np.ndarray] = field(default_factory=dict)
     codes: dict[str, np.ndarray] = field(default_factory=dict)
     uniques: dict[str, np.ndarray] = field(default_factory=dict)
@@ -101,7 +102,13 @@ class Prepared:
 
     @property
     def n(self) -> int:
-        return len(self.norm)
+        """Number of records."""
+        return self.size
+
+    @property
+    def norm(self) -> pd.DataFrame:
+        """The normalised records as a frame (see ``normalize_frame``)."""
+        return pd.DataFrame({c: self.values[c] for c in NORMALIZED_COLUMNS}, dtype=object)
 
 
 def prepare(norm: pd.DataFrame) -> Prepared:
@@ -116,6 +123,19 @@ def prepare(norm: pd.DataFrame) -> Prepared:
     return prepare_columns(columns)
 
 
+def prepare_values(values: dict[str, list[str | None]]) -> Prepared:
+    """Records ready for comparison from lists of normalised values per column (a few
+    records: no frame is built)."""
+    columns = {}
+    for col in NORMALIZED_COLUMNS:
+        array = np.array(values[col] + [None], dtype=object)[:-1]
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        columns[col] = NormalizedColumn(
+            values=array, codes=codes.astype(np.int32), uniques=np.asarray(uniques, dtype=object)
+        )
+    return prepare_columns(columns)
+
+
 def prepare_frame(df: pd.DataFrame, *, region: str = "CN") -> Prepared:
     """``df`` normalised (see ``normalize_frame``) and prepared for comparison."""
     return prepare_columns(normalize_columns(df, region=region))
@@ -123,9 +143,9 @@ def prepare_frame(df: pd.DataFrame, *, region: str = "CN") -> Prepared:
 
 def prepare_columns(columns: dict[str, NormalizedColumn]) -> Prepared:
     """Records ready for comparison from their normalised columns."""
-    norm = pd.DataFrame({c: columns[c].values for c in NORMALIZED_COLUMNS}, dtype=object)
-    prepared = Prepared(norm=norm)
-    n = max(len(norm), 1)
+    size = len(columns[NORMALIZED_COLUMNS[0]].values)
+    prepared = Prepared(size=size)
+    n = max(size, 1)
     for col in NORMALIZED_COLUMNS:
         column = columns[col]
         codes, uniques = column.codes, column.uniques
