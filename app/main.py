@@ -44,6 +44,7 @@ from app.pages import (
     dashboard,
     importing,
     login,
+    modules,
     pipeline,
     tasks,
     tickets,
@@ -62,6 +63,7 @@ PAGES: tuple[PageSpec, ...] = (
     *admin.PAGES,
     *automation.PAGES,
     *importing.PAGES,
+    *modules.PAGES,
 )
 
 
