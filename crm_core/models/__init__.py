@@ -40,6 +40,15 @@ from crm_core.models.customers import (
     ValueTier,
     customer_tags,
 )
+from crm_core.models.dedupe import (
+    CandidateStatus,
+    DedupeBlockKey,
+    DedupeCandidate,
+    DedupeDecision,
+    DedupeKeyState,
+    DedupeMerge,
+    DedupeModelState,
+)
 from crm_core.models.importing import ImportBatch, ImportBatchRow, ImportMapping
 from crm_core.models.lowcode import (
     CustomModule,
@@ -62,6 +71,7 @@ __all__ = [
     "Base",
     "ConsentEvent",
     "Contract",
+    "CandidateStatus",
     "Customer",
     "CustomerEmail",
     "CustomerKind",
@@ -75,6 +85,12 @@ __all__ = [
     "ModuleValue",
     "SavedReport",
     "Deal",
+    "DedupeBlockKey",
+    "DedupeCandidate",
+    "DedupeDecision",
+    "DedupeKeyState",
+    "DedupeMerge",
+    "DedupeModelState",
     "ErasureFingerprint",
     "DealStatus",
     "FieldType",
