@@ -330,7 +330,8 @@ _mount_optional()
 def main() -> None:
     """Entry point of the ``crm`` script: one clear line per error, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns (not raises) the code of ``typer.Exit``
+        sys.exit(app(standalone_mode=False) or 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
