@@ -128,13 +128,17 @@ def _key_codes(codes: dict[str, np.ndarray], parts: tuple[str, ...]) -> np.ndarr
     return key
 
 
-def _rank(prep: Prepared, col: str) -> np.ndarray:
-    """Each record's position in the sorted order of ``col`` (missing last)."""
-    uniques = prep.uniques[col]
-    position = np.empty(len(uniques) + 1, np.int64)
-    position[sorted(range(len(uniques)), key=uniques.__getitem__)] = np.arange(len(uniques))
-    position[-1] = len(uniques)
-    return position[prep.codes[col]]
+def _name_rank(prep: Prepared, rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """Position of each listed record in name order (missing names last), and the number
+    of positions."""
+    codes = prep.codes["name_key"][rows].astype(np.int64)
+    present = np.unique(codes[codes >= 0])
+    names = prep.uniques["name_key"][present]
+    position = np.empty(len(present) + 1, np.int64)
+    position[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    position[-1] = len(names)
+    where = np.where(codes >= 0, np.searchsorted(present, codes), len(present))
+    return position[where], len(names) + 1
 
 
 def candidate_pairs(
@@ -152,17 +156,24 @@ def candidate_pairs(
     for parts in KEY_KINDS.values():
         key = _key_codes(codes, parts)
         present = np.flatnonzero(key >= 0)
-        if not len(present):
-            continue
         dense, size = _dense(key[present])
-        rows_parts.append(present)
-        key_parts.append(dense + offset)
+        shared = np.bincount(dense, minlength=size)[dense] >= 2  # lone keys pair nothing
+        rows_parts.append(present[shared])
+        key_parts.append(dense[shared] + offset)
         offset += size
-    if not rows_parts:
+    rows = np.concatenate([empty, *rows_parts])
+    keys = np.concatenate([empty, *key_parts])
+    if not len(rows):
         return empty, empty
-    rows = np.concatenate(rows_parts)
-    keys = np.concatenate(key_parts)
-    order = np.lexsort((_rank(prep, "name_key")[rows], keys))
+    # Group by key; inside a block larger than the cap, order records by name so that the
+    # window pairs similar names.
+    sizes_of_key = np.bincount(keys)
+    big = sizes_of_key[keys] > block_cap
+    rank = np.zeros(len(rows), np.int64)
+    span = 1
+    if big.any():
+        rank[big], span = _name_rank(prep, rows[big])
+    order = np.argsort(keys * span + rank, kind="stable")
     rows, keys = rows[order], keys[order]
 
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
@@ -179,7 +190,8 @@ def candidate_pairs(
         pair_codes.append(np.minimum(a, b) * n + np.maximum(a, b))
         step += 1
         positions = positions[limit[positions] >= step]
-    code = np.unique(np.concatenate(pair_codes))
+    code = np.sort(np.concatenate(pair_codes))
+    code = code[np.r_[True, code[1:] != code[:-1]]] if len(code) else code
     return code // n, code % n
 
 
