@@ -251,7 +251,14 @@ def service_rows(db: Database, username: str, repeat: int, customer_id: int) -> 
 
     with db.transaction() as s:
         actor_id = s.scalar(select(User.id).where(User.username == username))
-        sales_ids = list(s.scalars(select(User.id).where(User.role == Role.SALES)))
+        me = s.get(User, actor_id)
+        # owners a person would pick: anyone (admin), the own team (manager), oneself (sales)
+        owner_query = select(User.id).where(User.role == Role.SALES)
+        if me.role == Role.MANAGER:
+            owner_query = owner_query.where(User.team_id == me.team_id)
+        elif me.role == Role.SALES:
+            owner_query = select(User.id).where(User.id == me.id)
+        sales_ids = list(s.scalars(owner_query))
 
     cases: list[tuple[str, Callable[[], CustomerFilter]]] = [
         ("list, no filter", lambda: CustomerFilter()),
