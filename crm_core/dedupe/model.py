@@ -74,18 +74,22 @@ class MatchModel:
         """Log-odds (natural log) that each pair matches, from its comparison matrix
         ``gamma`` and, optionally, the frequency of its shared values ``freq`` (same shape)."""
         m, u = self._tables()
+        # log Bayes factor per comparison and level; column 0 stands for "missing" (no evidence)
+        log_bf = np.zeros((m.shape[0], m.shape[1] + 1))
+        log_bf[:, 1:] = np.log(np.maximum(m, _EPS) / np.maximum(u, _EPS))
         gamma = np.asarray(gamma)
         weight = np.full(len(gamma), _logit(self.prior), np.float64)
         for j, c in enumerate(COMPARISONS):
-            g = gamma[:, j].astype(np.int64)
-            present = g != MISSING
-            gi = np.where(present, g, 0)
-            mj, uj = m[j, gi], u[j, gi]
-            if freq is not None and c.tf_levels:
-                at_tf = present & np.isin(g, c.tf_levels)
-                u_tf = np.maximum(freq[:, j].astype(np.float64), uj / self.tf_boost_cap)
-                uj = np.where(at_tf, u_tf, uj)
-            weight += np.where(present, np.log(np.maximum(mj, _EPS) / np.maximum(uj, _EPS)), 0.0)
+            g = gamma[:, j].astype(np.intp) + 1
+            weight += log_bf[j, g]
+            if freq is None or not c.tf_levels:
+                continue
+            rows = np.flatnonzero(np.isin(g - 1, c.tf_levels))
+            if not len(rows):
+                continue
+            u_level = u[j, g[rows] - 1]
+            u_tf = np.maximum(freq[rows, j].astype(np.float64), u_level / self.tf_boost_cap)
+            weight[rows] += np.log(np.maximum(u_level, _EPS) / np.maximum(u_tf, _EPS))
         return weight
 
     def probability(self, gamma: np.ndarray, freq: np.ndarray | None = None) -> np.ndarray:
@@ -406,7 +410,9 @@ def term_frequencies(prep: Prepared, *, min_count: int = 2) -> dict[str, dict[st
     tables: dict[str, dict[str, float]] = {}
     n = max(prep.n, 1)
     for col in sorted({tf_column(c.field) for c in COMPARISONS if c.tf_levels}):
-        counts = pd.Series(prep.values[col]).value_counts(dropna=True)
-        counts = counts[counts >= min_count]
-        tables[col] = {str(k): float(v) / n for k, v in counts.items()}
+        codes, uniques = prep.codes[col], prep.uniques[col]
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        common = np.flatnonzero(counts >= min_count)
+        shares = (counts[common] / n).tolist()
+        tables[col] = dict(zip(uniques[common].tolist(), shares, strict=True))
     return tables
