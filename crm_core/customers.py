@@ -465,6 +465,13 @@ def _snapshot(customer: Customer) -> dict[str, Any]:
     return data
 
 
+def _index_for_dedupe(session: Session, customer: Customer) -> None:
+    """Keep the customer's duplicate-check blocking keys current."""
+    from crm_core.dedupe.store import index_customer  # lazy: the engine loads pandas
+
+    index_customer(session, customer)
+
+
 # ---------------------------------------------------------------- create / read
 
 
@@ -494,6 +501,7 @@ def create_customer(
         customer.team_id = actor.team_id
     session.add(customer)
     session.flush()
+    _index_for_dedupe(session, customer)
     audit.record(
         session,
         actor=actor,
@@ -589,6 +597,7 @@ def update_customer(
     if not changed:
         return customer
     session.flush()
+    _index_for_dedupe(session, customer)
     audit.record(
         session,
         actor=actor,
