@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from crm_core.dedupe.blocking import blocking_keys, candidate_pairs, frame_key_strings
+from crm_core.dedupe.frame import normalize_frame
 from crm_core.dedupe.normalize import (
     NORMALIZED_COLUMNS,
     chinese_name_parts,
@@ -14,7 +15,6 @@ from crm_core.dedupe.normalize import (
     normalize_city,
     normalize_company,
     normalize_email,
-    normalize_frame,
     normalize_name,
     normalize_phone,
     normalize_record,

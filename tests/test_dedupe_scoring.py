@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from crm_core.dedupe.cluster import cluster_pairs, connected_components
+from crm_core.dedupe.frame import normalize_frame
 from crm_core.dedupe.model import (
     DEFAULT_M,
     DEFAULT_U,
@@ -15,7 +16,6 @@ from crm_core.dedupe.model import (
     fit_em,
     fit_model,
 )
-from crm_core.dedupe.normalize import normalize_frame
 from crm_core.dedupe.scoring import (
     COMPARISONS,
     FIELD_LEVELS,

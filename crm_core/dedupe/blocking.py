@@ -89,7 +89,8 @@ def blocking_keys(record: Mapping[str, object], *, region: str = "CN") -> list[s
     look a new record's keys up."""
     values: dict[str, str | None] = dict(normalize_record(record, region=region))
     for name, (source, func) in DERIVED.items():
-        values[name] = func(values[source]) if values[source] else None
+        value = values[source]
+        values[name] = func(value) if value else None
     keys = []
     for kind, parts in KEY_KINDS.items():
         texts = [values[p.rstrip("?")] or ("" if p.endswith("?") else None) for p in parts]

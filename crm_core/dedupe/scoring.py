@@ -23,7 +23,8 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from crm_core.dedupe.chinese import CJK
-from crm_core.dedupe.normalize import NORMALIZED_COLUMNS, NormalizedColumn, normalize_columns
+from crm_core.dedupe.frame import NormalizedColumn, normalize_columns
+from crm_core.dedupe.normalize import NORMALIZED_COLUMNS
 
 MISSING = -1
 
