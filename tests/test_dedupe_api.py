@@ -14,6 +14,7 @@ from crm_core.dedupe import (
     blocking_keys,
     find_duplicates,
     score_candidates,
+    train_model,
 )
 from crm_core.errors import InvalidInput
 
@@ -226,3 +227,10 @@ def test_generated_customers_are_deduplicated_well() -> None:
     recall = hits / max(len(true_pairs), 1)
     assert precision > 0.95 and recall > 0.9, (precision, recall)
     assert np.isfinite(result.stats["seconds_total"])
+
+
+def test_train_model_gives_the_model_find_duplicates_uses(result) -> None:
+    model = train_model(CUSTOMERS)
+    assert model.to_dict() == result.model.to_dict()
+    again = find_duplicates(CUSTOMERS, model=model)
+    pd.testing.assert_frame_equal(again.clusters, result.clusters)

@@ -148,6 +148,54 @@ def _train(
     return model
 
 
+@dataclass
+class _Fitted:
+    """A frame prepared, blocked, compared, and the model to score it with."""
+
+    ids: np.ndarray
+    prep: Prepared
+    left: np.ndarray
+    right: np.ndarray
+    gamma: np.ndarray
+    label_left: np.ndarray
+    label_right: np.ndarray
+    decisions: np.ndarray
+    model: MatchModel
+    seconds: dict[str, float]
+
+
+def _fit(
+    df: pd.DataFrame,
+    id_column: str,
+    settings: DedupeSettings,
+    model: MatchModel | None,
+    labels: pd.DataFrame | None,
+) -> _Fitted:
+    ids = _check_ids(df, id_column)
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
+    prep = prepare_frame(df, region=settings.region)
+    seconds = {"seconds_normalize": lap()}
+    left, right = candidate_pairs(
+        prep, block_cap=settings.block_cap, block_window=settings.block_window
+    )
+    seconds["seconds_block"] = lap()
+    gamma = _compare_chunked(prep, left, right, settings)
+    seconds["seconds_compare"] = lap()
+    label_left, label_right, decisions = _label_positions(labels, ids)
+    if model is None:
+        label_gamma = compare(prep, label_left, label_right, workers=settings.workers)
+        model = _train(prep, gamma, settings, label_gamma, decisions)
+    seconds["seconds_train"] = lap()
+    return _Fitted(
+        ids, prep, left, right, gamma, label_left, label_right, decisions, model, seconds
+    )
+
+
 def train_model(
     df: pd.DataFrame,
     *,
@@ -156,8 +204,10 @@ def train_model(
     settings: DedupeSettings | None = None,
 ) -> MatchModel:
     """A match model learned from ``df`` (columns as for ``find_duplicates``) without labels,
-    refined by steward decisions ``labels`` (``left_id, right_id, is_duplicate``) if given."""
-    return find_duplicates(df, id_column=id_column, labels=labels, settings=settings).model
+    refined by steward decisions ``labels`` (``left_id, right_id, is_duplicate``) if given.
+    Save it with ``MatchModel.to_dict`` and reuse it with ``find_duplicates(model=...)`` or
+    ``score_candidates``."""
+    return _fit(df, id_column, settings or DedupeSettings(), None, labels).model
 
 
 def find_duplicates(
@@ -180,21 +230,11 @@ def find_duplicates(
     and clustered; pairs at or above 0.99 are safe to merge without review.
     """
     settings = settings or DedupeSettings()
-    ids = _check_ids(df, id_column)
     started = time.perf_counter()
-    prep = prepare_frame(df, region=settings.region)
-    t_norm = time.perf_counter()
-    left, right = candidate_pairs(
-        prep, block_cap=settings.block_cap, block_window=settings.block_window
-    )
-    t_block = time.perf_counter()
-    gamma = _compare_chunked(prep, left, right, settings)
-    t_compare = time.perf_counter()
-
-    label_left, label_right, decisions = _label_positions(labels, ids)
-    if model is None:
-        label_gamma = compare(prep, label_left, label_right, workers=settings.workers)
-        model = _train(prep, gamma, settings, label_gamma, decisions)
+    fitted = _fit(df, id_column, settings, model, labels)
+    ids, prep, model = fitted.ids, fitted.prep, fitted.model
+    left, right, gamma = fitted.left, fitted.right, fitted.gamma
+    label_left, label_right, decisions = fitted.label_left, fitted.label_right, fitted.decisions
     t_train = time.perf_counter()
 
     n = prep.n
@@ -258,10 +298,7 @@ def find_duplicates(
         "candidate_pairs": float(len(left)),
         "reported_pairs": float(len(pairs)),
         "clusters": float(labels_out.max() + 1 if n else 0),
-        "seconds_normalize": t_norm - started,
-        "seconds_block": t_block - t_norm,
-        "seconds_compare": t_compare - t_block,
-        "seconds_train": t_train - t_compare,
+        **fitted.seconds,
         "seconds_score": t_score - t_train,
         "seconds_cluster": t_cluster - t_score,
         "seconds_total": t_cluster - started,
