@@ -46,6 +46,7 @@ from app.pages import (
     login,
     modules,
     pipeline,
+    reports_builder,
     tasks,
     tickets,
 )
@@ -64,6 +65,7 @@ PAGES: tuple[PageSpec, ...] = (
     *automation.PAGES,
     *importing.PAGES,
     *modules.PAGES,
+    *reports_builder.PAGES,
 )
 
 

@@ -144,3 +144,57 @@ async def test_roles_see_only_their_modules_and_records(ui_user: User, panel: Pa
     assert table_names(ui_user) == ["Mine visit"]
     await ui_user.should_not_see(marker="bulk-archive")  # sales may not archive by default
     assert ui.table  # noqa: S101  (the grid is a NiceGUI table)
+
+
+def choose(user: User, marker: str, value: object) -> None:
+    with user:
+        for element in user.find(marker=marker).elements:
+            element.value = value
+
+
+async def test_report_builder_preview_save_pin_export(ui_user: User, panel: Panel) -> None:
+    import io
+
+    import pandas as pd
+
+    define(panel)
+    cid = panel.customer(panel.staff.sales1, name="Acme")
+    with panel.db.transaction() as s:
+        for title, rating in [("A", "good"), ("B", "bad"), ("C", "good")]:
+            rec.create_record(s, actor=panel.staff.sales1, module_key="visits",
+                              data={"title": title, "rating": rating, "customer": cid})  # fmt: skip
+    await login(ui_user, "manager")
+    await ui_user.open("/reports/builder")
+    await ui_user.should_see(marker="builder")
+    choose(ui_user, "rb-source", "module:visits")
+    choose(ui_user, "rb-group1", "rating")
+    choose(ui_user, "rb-chart", "pie")
+    ui_user.find(marker="rb-preview").click()
+    await ui_user.should_see(marker="rb-chart-view")
+    figure = next(iter(ui_user.find(marker="rb-chart-view").elements)).figure
+    assert list(figure.data[0].labels) == ["bad", "good"] and list(figure.data[0].values) == [1, 2]
+    ui_user.find(marker="rb-name").type("Visits by rating")
+    ui_user.find(marker="rb-save").click()
+    await ui_user.should_see("Visits by rating", marker="rb-saved")
+    with panel.db.transaction() as s:
+        from crm_core.lowcode import report_builder as rb
+
+        (report,) = rb.list_reports(s, actor=panel.staff.manager)
+    choose(ui_user, f"pin-{report.id}", "shared")
+    ui_user.find(marker=f"xlsx-{report.id}").click()
+    workbook = (await ui_user.download.next(timeout=30)).content
+    assert pd.read_excel(io.BytesIO(workbook))["value"].sum() == 3.0
+    await ui_user.open("/reports/pinned")
+    await ui_user.should_see(marker=f"pinned-{report.id}")
+    with panel.db.transaction() as s:
+        assert [r.name for r in rb.dashboard_reports(s, actor=panel.staff.sales2)] == [
+            "Visits by rating"
+        ]
+
+
+async def test_support_may_not_open_the_report_builder(ui_user: User, panel: Panel) -> None:
+    await login(ui_user, "support")
+    await ui_user.should_not_see(marker="menu-reports-builder")
+    await ui_user.should_see(marker="menu-modules")
+    for path in ("/reports/builder", "/reports/pinned"):
+        assert (await ui_user.http_client.get(path)).status_code == 403
