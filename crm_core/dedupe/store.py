@@ -24,6 +24,7 @@ from crm_core.dedupe.settings import DEFAULT_REVIEW_THRESHOLD
 from crm_core.models import (
     Customer,
     DedupeBlockKey,
+    DedupeDecision,
     DedupeKeyState,
     DedupeModelState,
 )
@@ -215,6 +216,15 @@ def check_customer(
     if exclude_id is not None:
         stmt = stmt.where(DedupeBlockKey.customer_id != exclude_id)
     ids = list(session.scalars(stmt))
+    if exclude_id is not None and ids:
+        rejected = session.execute(
+            select(DedupeDecision.left_id, DedupeDecision.right_id).where(
+                DedupeDecision.decision == "not_duplicate",
+                or_(DedupeDecision.left_id == exclude_id, DedupeDecision.right_id == exclude_id),
+            )
+        ).all()
+        never = {a if b == exclude_id else b for a, b in rejected}
+        ids = [i for i in ids if i not in never]
     if not ids:
         return []
     frame = candidate_frame(session, ids)
