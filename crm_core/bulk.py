@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -74,9 +74,22 @@ def _validate_chunk(
     out: list[tuple[int, CleanCustomer | dict[str, str]]] = []
     for i, row in enumerate(rows):
         try:
-            out.append((offset + i, validator.clean(row)))
+            clean = validator.clean(row)
         except InvalidInput as exc:
             out.append((offset + i, exc.errors or {exc.field or "row": exc.message}))
+            continue
+        # search keys of a new record, computed here so that workers share the work
+        name = clean.columns["name"]
+        key = pinyin_key(name)
+        clean.columns["name_key"] = key
+        clean.columns["search_text"] = build_search_text(
+            name,
+            key,
+            clean.columns.get("company_name"),
+            clean.emails or [],
+            [p[0] for p in clean.phones or []],
+        )
+        out.append((offset + i, clean))
     return out
 
 
@@ -139,16 +152,6 @@ def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
     conn.execute(text(f'UPDATE "{name}" SET id = id WHERE 0'))  # take the write lock
     start = int(conn.execute(text(f'SELECT coalesce(max(id), 0) FROM "{name}"')).scalar() or 0)
     return list(range(start + 1, start + 1 + count))
-
-
-def _creation_changes(snapshot: dict[str, Any]) -> dict[str, list[Any]]:
-    """Audit changes of a created record: ``{field: [None, value]}`` (values already validated
-    and JSON-safe, dates as ISO text)."""
-    return {
-        k: [None, v.isoformat() if isinstance(v, date) else v]
-        for k, v in snapshot.items()
-        if v is not None and v != "" and v != [] and v != {}
-    }
 
 
 @contextmanager
@@ -249,7 +252,6 @@ def bulk_create_customers(
                 phones = clean.phones or []
                 emails = clean.emails or []
                 name = cols["name"]
-                key = pinyin_key(name)
                 owner = cols.get("owner_id")
                 when = (created_at[index] if created_at is not None else None) or now
                 values.append(
@@ -257,10 +259,8 @@ def bulk_create_customers(
                         **{f: cols.get(f) for f in TEXT_FIELDS},
                         "kind": cols.get("kind") or CustomerKind.PERSON,
                         "name": name,
-                        "name_key": key,
-                        "search_text": build_search_text(
-                            name, key, cols.get("company_name"), emails, [p[0] for p in phones]
-                        ),
+                        "name_key": cols["name_key"],
+                        "search_text": cols["search_text"],
                         "company_id": cols.get("company_id"),
                         "phone": phones[0][0] if phones else None,
                         "email": emails[0] if emails else None,
@@ -299,10 +299,21 @@ def bulk_create_customers(
                     )
                 for tag in clean.tags or []:
                     tag_rows.append({"customer_id": cid, "tag_id": tag_ids[tag]})
-                snapshot = {k: v for k, v in value.items() if k not in _NOT_AUDITED}
-                snapshot["phones"] = [p[0] for p in clean.phones or []] or None
-                snapshot["emails"] = clean.emails or None
-                snapshot["tags"] = clean.tags or None
+                changes = {
+                    k: [None, v]
+                    for k, v in value.items()
+                    if v is not None and v != "" and k not in _NOT_AUDITED
+                }
+                if value["birthday"] is not None:
+                    changes["birthday"] = [None, value["birthday"].isoformat()]
+                if not value["custom"]:
+                    del changes["custom"]
+                if clean.phones:
+                    changes["phones"] = [None, [p[0] for p in clean.phones]]
+                if clean.emails:
+                    changes["emails"] = [None, clean.emails]
+                if clean.tags:
+                    changes["tags"] = [None, clean.tags]
                 audit_rows.append(
                     {
                         "at": now,
@@ -311,7 +322,7 @@ def bulk_create_customers(
                         "action": "customer.create",
                         "entity_type": "customer",
                         "entity_id": cid,
-                        "changes": _creation_changes(snapshot),
+                        "changes": changes,
                         "source": source,
                     }
                 )
