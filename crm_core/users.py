@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -266,7 +267,9 @@ def authenticate(
     now = now or utcnow()
     keys = [f"user:{(username or '').strip().lower()}"] + ([f"addr:{address}"] if address else [])
     rows = [_throttle_row(session, k) for k in keys]
-    waits = [int((r.throttled_until - now).total_seconds()) for r in rows if r.throttled_until]
+    waits = [
+        math.ceil((r.throttled_until - now).total_seconds()) for r in rows if r.throttled_until
+    ]
     if waits and max(waits) > 0:
         audit.record(
             session,

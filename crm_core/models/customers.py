@@ -86,14 +86,14 @@ class Customer(Base, Timestamped, Versioned):
     email: Mapped[str | None] = mapped_column(String(320))
     country: Mapped[str | None] = mapped_column(String(2))
     province: Mapped[str | None] = mapped_column(String(80))
-    city: Mapped[str | None] = mapped_column(String(80), index=True)
+    city: Mapped[str | None] = mapped_column(String(80))
     district: Mapped[str | None] = mapped_column(String(80))
     street: Mapped[str | None] = mapped_column(String(255))
     postcode: Mapped[str | None] = mapped_column(String(20))
     birthday: Mapped[date | None] = mapped_column(Date)
-    lifecycle_stage: Mapped[str] = mapped_column(String(20), default=Lifecycle.LEAD, index=True)
+    lifecycle_stage: Mapped[str] = mapped_column(String(20), default=Lifecycle.LEAD)
     value_tier: Mapped[str | None] = mapped_column(String(2))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
     external_id: Mapped[str | None] = mapped_column(String(120), index=True)
     notes: Mapped[str | None] = mapped_column(Text)
@@ -124,6 +124,10 @@ class Customer(Base, Timestamped, Versioned):
 
     __table_args__ = (
         Index("ix_customers_updated_id", "updated_at", "id"),
+        # list filters page by (updated_at, id) within the filtered value
+        Index("ix_customers_owner_updated", "owner_id", "updated_at", "id"),
+        Index("ix_customers_city_updated", "city", "updated_at", "id"),
+        Index("ix_customers_stage_updated", "lifecycle_stage", "updated_at", "id"),
         Index("ix_customers_name", "name"),
         # sparse columns: partial indexes, so the planner never mistakes "IS NULL" for selective
         Index(
