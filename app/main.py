@@ -42,6 +42,7 @@ from app.pages import (
     customer,
     customers,
     dashboard,
+    dedupe,
     importing,
     login,
     modules,
@@ -64,6 +65,7 @@ PAGES: tuple[PageSpec, ...] = (
     *admin.PAGES,
     *automation.PAGES,
     *importing.PAGES,
+    *dedupe.PAGES,
     *modules.PAGES,
     *reports_builder.PAGES,
 )
