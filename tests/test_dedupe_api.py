@@ -234,3 +234,12 @@ def test_train_model_gives_the_model_find_duplicates_uses(result) -> None:
     assert model.to_dict() == result.model.to_dict()
     again = find_duplicates(CUSTOMERS, model=model)
     pd.testing.assert_frame_equal(again.clusters, result.clusters)
+
+
+def test_worker_processes_give_the_same_result(result, monkeypatch) -> None:
+    from crm_core.dedupe import frame
+
+    monkeypatch.setattr(frame, "PARALLEL_MIN_DISTINCT", 1)
+    forked = find_duplicates(CUSTOMERS, settings=DedupeSettings(processes=2))
+    pd.testing.assert_frame_equal(forked.pairs, result.pairs)
+    pd.testing.assert_frame_equal(forked.clusters, result.clusters)

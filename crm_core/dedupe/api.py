@@ -178,7 +178,7 @@ def _fit(
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
-    prep = prepare_frame(df, region=settings.region)
+    prep = prepare_frame(df, region=settings.region, processes=settings.processes)
     seconds = {"seconds_normalize": lap()}
     left, right = candidate_pairs(
         prep, block_cap=settings.block_cap, block_window=settings.block_window

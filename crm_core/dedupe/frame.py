@@ -9,8 +9,10 @@ stay cheap. ``normalize_columns`` also returns each column's integer codes.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,32 +80,6 @@ def _column_from(codes: np.ndarray, mapped: list[str | None]) -> NormalizedColum
     return NormalizedColumn(values=values, codes=out, uniques=uniques)
 
 
-def _per_distinct(
-    arr: pa.Array, func: Callable[[str], tuple[str | None, ...]], width: int
-) -> list[NormalizedColumn]:
-    """``func`` (giving ``width`` values) applied once to each distinct value of ``arr``;
-    ``width`` normalised columns aligned with ``arr``."""
-    encoded = pc.dictionary_encode(arr)
-    codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int64)
-    results = [func(v) for v in encoded.dictionary.to_pylist()]
-    return [_column_from(codes, [r[k] or None for r in results]) for k in range(width)]
-
-
-def _arrow_column(arr: pa.Array) -> NormalizedColumn:
-    encoded = pc.dictionary_encode(arr)
-    codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int32)
-    uniques = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    values = np.r_[uniques, np.array([None], dtype=object)][codes]
-    return NormalizedColumn(values=values, codes=codes, uniques=uniques)
-
-
-def _map_unique(values: pd.Series | np.ndarray, func: Callable[[object], str | None]) -> np.ndarray:
-    """``func`` applied to each distinct value once; an object array aligned with ``values``."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
-    mapped = np.array([func(v) for v in uniques] + [None], dtype=object)
-    return mapped[codes]  # code -1 (missing) picks the trailing None
-
-
 def _name_and_key(text: str) -> tuple[str, str]:
     name = _normalize_name(text)
     return name, _name_key(name) if name else ""
@@ -152,8 +128,96 @@ def _phones(arr: pa.Array, region: str) -> pa.Array:
     return pa.array(result, pa.string())
 
 
-def normalize_columns(df: pd.DataFrame, *, region: str = "CN") -> dict[str, NormalizedColumn]:
-    """The normalised columns of ``df`` (see ``normalize_frame``) with their codes."""
+def _company_only(text: str) -> tuple[str, ...]:
+    return (_normalize_company(text),)
+
+
+def _city_only(text: str) -> tuple[str, ...]:
+    return (_normalize_city(text),)
+
+
+Normaliser = Callable[[str], tuple[str | None, ...]]
+_NORMALISERS: dict[str, tuple[Normaliser, int]] = {
+    "name": (_name_and_key, 2),
+    "address": (_address_and_core, 2),
+    "company": (_company_only, 1),
+    "city": (_city_only, 1),
+}
+"""Per input column: the function normalising one distinct value, and how many columns it
+gives (a name gives the name and its key, an address the address and its building)."""
+
+PARALLEL_MIN_DISTINCT = 20_000
+"""Fewer distinct values than this are normalised in this process (a pool would not pay)."""
+
+
+def _apply(task: tuple[str, list[str]]) -> list[tuple[str | None, ...]]:
+    func, _ = _NORMALISERS[task[0]]
+    return [func(v) for v in task[1]]
+
+
+def _distinct(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    encoded = pc.dictionary_encode(arr)
+    codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int64)
+    return codes, encoded.dictionary.to_pylist()
+
+
+def _pool(processes: int) -> Any:
+    """A pool of forked worker processes, or ``None`` when one process is asked for or the
+    platform cannot fork (the workers inherit the loaded tables, so they start at once)."""
+    if processes <= 1 or "fork" not in mp.get_all_start_methods():
+        return None
+    return mp.get_context("fork").Pool(processes)
+
+
+def _submit(
+    pool: Any, distinct: dict[str, tuple[np.ndarray, list[str]]], processes: int
+) -> dict[str, Any]:
+    """Start normalising the distinct values of each column: in ``pool`` (results later) or,
+    without a pool, right now."""
+    started: dict[str, Any] = {}
+    for name, (_, values) in distinct.items():
+        if pool is None:
+            started[name] = _apply((name, values))
+            continue
+        size = max(1, -(-len(values) // (processes * 2)))
+        chunks = [(name, values[i : i + size]) for i in range(0, len(values), size)]
+        started[name] = pool.map_async(_apply, chunks)
+    return started
+
+
+def _collect(
+    started: dict[str, Any], distinct: dict[str, tuple[np.ndarray, list[str]]]
+) -> dict[str, list[NormalizedColumn]]:
+    out = {}
+    for name, job in started.items():
+        rows = job if isinstance(job, list) else [row for chunk in job.get() for row in chunk]
+        codes = distinct[name][0]
+        width = _NORMALISERS[name][1]
+        out[name] = [_column_from(codes, [r[k] or None for r in rows]) for k in range(width)]
+    return out
+
+
+def _arrow_column(arr: pa.Array) -> NormalizedColumn:
+    encoded = pc.dictionary_encode(arr)
+    codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int32)
+    uniques = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    values = np.r_[uniques, np.array([None], dtype=object)][codes]
+    return NormalizedColumn(values=values, codes=codes, uniques=uniques)
+
+
+def _map_unique(values: pd.Series | np.ndarray, func: Callable[[object], str | None]) -> np.ndarray:
+    """``func`` applied to each distinct value once; an object array aligned with ``values``."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    mapped = np.array([func(v) for v in uniques] + [None], dtype=object)
+    return mapped[codes]  # code -1 (missing) picks the trailing None
+
+
+def normalize_columns(
+    df: pd.DataFrame, *, region: str = "CN", processes: int = 1
+) -> dict[str, NormalizedColumn]:
+    """The normalised columns of ``df`` (see ``normalize_frame``) with their codes. With
+    ``processes`` > 1 and many distinct values, names, addresses and companies are
+    normalised in that many forked worker processes while emails and phones are done here."""
     n = len(df)
 
     def column(name: str) -> pa.Array:
@@ -161,20 +225,29 @@ def normalize_columns(df: pd.DataFrame, *, region: str = "CN") -> dict[str, Norm
             return _arrow_text(df[name].reset_index(drop=True))
         return pa.nulls(n, pa.string())
 
-    name, key = _per_distinct(column("name"), _name_and_key, 2)
-    address, core = _per_distinct(column("address"), _address_and_core, 2)
-    email, local, domain = _emails(column("email"))
-    (company,) = _per_distinct(column("company"), lambda t: (_normalize_company(t),), 1)
-    (city,) = _per_distinct(column("city"), lambda t: (_normalize_city(t),), 1)
+    distinct = {name: _distinct(column(name)) for name in _NORMALISERS}
+    many = sum(len(values) for _, values in distinct.values()) >= PARALLEL_MIN_DISTINCT
+    pool = _pool(processes) if many else None
+    try:
+        started = _submit(pool, distinct, processes)
+        email, local, domain = _emails(column("email"))
+        phone = _arrow_column(_phones(column("phone"), region.upper()))
+        emails = [_arrow_column(email), _arrow_column(local), _arrow_column(domain)]
+        done = _collect(started, distinct)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    (name, key), (address, core) = done["name"], done["address"]
     return {
         "name": name,
         "name_key": key,
-        "company": company,
-        "email": _arrow_column(email),
-        "email_local": _arrow_column(local),
-        "email_domain": _arrow_column(domain),
-        "phone": _arrow_column(_phones(column("phone"), region.upper())),
-        "city": city,
+        "company": done["company"][0],
+        "email": emails[0],
+        "email_local": emails[1],
+        "email_domain": emails[2],
+        "phone": phone,
+        "city": done["city"][0],
         "address": address,
         "address_core": core,
     }

@@ -137,9 +137,9 @@ def prepare_values(values: dict[str, list[str | None]]) -> Prepared:
     return prepare_columns(columns)
 
 
-def prepare_frame(df: pd.DataFrame, *, region: str = "CN") -> Prepared:
+def prepare_frame(df: pd.DataFrame, *, region: str = "CN", processes: int = 1) -> Prepared:
     """``df`` normalised (see ``normalize_frame``) and prepared for comparison."""
-    return prepare_columns(normalize_columns(df, region=region))
+    return prepare_columns(normalize_columns(df, region=region, processes=processes))
 
 
 def prepare_columns(columns: dict[str, NormalizedColumn]) -> Prepared:
