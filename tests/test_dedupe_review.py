@@ -176,3 +176,34 @@ def test_roles_without_review_rights_are_refused(db, staff, role):
         rv.scan(s, actor=getattr(staff, role))
     with pytest.raises(PermissionDenied), db.transaction() as s:
         rv.review_queue(s, actor=getattr(staff, role))
+
+
+def test_notebook_widget_merges_skips_and_undoes_through_its_buttons(db, staff, people):
+    import crm_notebooks as crm
+    from crm_core.db import forget_databases
+
+    a, b, c, d, _ = people
+    try:
+        ctx = crm.connect(db.url, user="steward")
+        widget = crm.DedupeReview(ctx, scan=True)
+        assert len(widget.items) == 2 and "Pair 1 of 2" in widget.title.value
+        first = widget.current
+        assert "background" in widget.table.value  # differing rows highlighted
+        widget.merge_button.click()
+        assert widget.last_merge is not None and widget.progress.value == 1
+        with db.transaction() as s:
+            loser = s.get(Customer, widget.last_merge.loser_ids[0])
+            assert loser.merged_into_id == widget.last_merge.survivor_id
+            assert {loser.id, loser.merged_into_id} == {first.left.id, first.right.id}
+        widget.skip_button.click()
+        assert widget.current is None and "Queue done" in widget.title.value
+        widget.undo_button.click()
+        with db.transaction() as s:
+            assert s.get(Customer, a).merged_into_id is None
+            assert s.get(Customer, c).merged_into_id is None
+        assert len(widget.items) == 2
+        # an analyst may not review: the widget says so instead of failing
+        refused = crm.DedupeReview(crm.connect(db.url, user="analyst"))
+        assert refused.items == [] and "may not" in refused.message.value
+    finally:
+        forget_databases()
