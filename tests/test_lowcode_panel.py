@@ -198,3 +198,41 @@ async def test_support_may_not_open_the_report_builder(ui_user: User, panel: Pan
     await ui_user.should_see(marker="menu-modules")
     for path in ("/reports/builder", "/reports/pinned"):
         assert (await ui_user.http_client.get(path)).status_code == 403
+
+
+async def test_layout_editor_changes_the_customer_and_module_forms(
+    ui_user: User, panel: Panel
+) -> None:
+    define(panel)
+    cid = panel.customer(panel.staff.sales1, name="Acme", notes="secret note")
+    await login(ui_user, "admin")
+    await ui_user.open("/layouts/customer")
+    await ui_user.should_see(marker="layout-editor")
+    choose(ui_user, "layout-hidden-notes", ["sales"])
+    ui_user.find(marker="layout-help-city").type("Where the head office is")
+    ui_user.find(marker="save-layout").click()
+    await ui_user.should_see("Layout saved.")
+    await ui_user.open(f"/customers/{cid}")
+    await ui_user.should_see(marker="field-notes")  # admins still see it
+    await ui_user.open("/layouts/module:visits")
+    choose(ui_user, "layout-order-rating", 0)
+    choose(ui_user, "layout-section-rating", "Assessment")
+    choose(ui_user, "layout-hidden-customer", ["sales"])
+    ui_user.find(marker="save-layout").click()
+    await ui_user.should_see("Layout saved.")
+    with panel.db.transaction() as s:
+        from crm_core.lowcode import layouts
+
+        view = layouts.resolve_layout(s, actor=panel.staff.sales1, entity="module:visits")
+        assert [(x.title_en, [f.key for f in x.fields]) for x in view.sections] == [
+            ("Assessment", ["rating"]), ("Details", ["title"]),
+        ]  # fmt: skip
+    ui_user.find(marker="logout").click()
+    await login(ui_user, "sales1")
+    await ui_user.open(f"/customers/{cid}")
+    await ui_user.should_see(marker="field-city")
+    await ui_user.should_not_see(marker="field-notes")
+    await ui_user.open("/modules/visits")
+    ui_user.find(marker="new-record").click()
+    await ui_user.should_see(marker="field-rating")
+    await ui_user.should_not_see(marker="field-customer")

@@ -25,6 +25,7 @@ from crm_core.customers import (
 )
 from crm_core.customfields import list_definitions
 from crm_core.errors import ConflictError, InvalidInput
+from crm_core.lowcode.layouts import resolve_layout
 
 LIST_FIELDS = ("phones", "emails", "tags")
 #: Timeline events shown at first; "Show more" adds as many again.
@@ -198,6 +199,16 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
     }
     if c.field_mode == "contact":
         labels = {k: v for k, v in labels.items() if k in CONTACT_ONLY}
+    # field order, per-role hidden fields and help text come from the form layout service
+    layout = ctx.run(lambda s, actor: resolve_layout(s, actor=actor, entity="customer"))
+    placed = {f.key: f for sec in layout.sections for f in sec.fields} if layout else {}
+    if layout is not None:
+        labels = {k: labels[k] for k in placed if k in labels}
+        order = list(placed)
+        view.definitions = sorted(
+            (d for d in view.definitions if f"custom.{d['key']}" in placed),
+            key=lambda d: order.index(f"custom.{d['key']}"),
+        )
     widgets: dict[str, Any] = {}
     errors: dict[str, ui.label] = {}
     original: dict[str, Any] = {}
@@ -205,6 +216,8 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
     def add(key: str, widget: Any, value: Any) -> None:
         widget.classes("w-full").props("dense outlined" if key != "notes" else "outlined")
         widget.mark(f"field-{key}")
+        if key in placed and placed[key].help_text:
+            widget.tooltip(placed[key].help_text)
         if not view.editable:
             widget.props("readonly")
         widgets[key] = widget

@@ -117,11 +117,17 @@ def show_errors(errors: dict[str, ui.label], exc: Any) -> None:
 def modules_page(ctx: PageContext) -> None:
     _ = _t(ctx)
     found = ctx.run(lambda s, actor: [(m.key, m.name_en, m.name_zh) for m in modules.list_modules(s, actor=actor)])  # fmt: skip
+    admin = ctx.can("settings.manage")
     with ui.column().classes("w-full gap-1").mark("module-list"):
         if not found:
             ui.label(_("No modules yet.")).classes("text-grey-7")
         for key, en, zh in found or []:
-            ui.link(_name(ctx, en, zh), f"/modules/{key}").mark(f"module-{key}")
+            with ui.row().classes("items-center gap-3"):
+                ui.link(_name(ctx, en, zh), f"/modules/{key}").mark(f"module-{key}")
+                if admin:
+                    ui.link(_("Arrange form"), f"/layouts/module:{key}").classes("text-sm")
+        if admin:
+            ui.link(_("Arrange the customer form"), "/layouts/customer").mark("layout-customer")
     if ctx.can("settings.manage"):
         define_form(ctx)
 
@@ -412,4 +418,71 @@ def module_records_page(ctx: PageContext, module_key: str) -> None:
     load()
 
 
-PAGES = (modules_page, module_records_page)
+# ---------------------------------------------------------------- form layout editor
+
+
+@panel_page(
+    "/layouts/{entity}", title="Form layout", icon="view_quilt", permission="settings.manage",
+    menu=False,
+)  # fmt: skip
+def layout_page(ctx: PageContext, entity: str) -> None:
+    """Arrange a record page: each field's section, order, help text and hidden roles."""
+    _ = _t(ctx)
+
+    def read(s: Any, actor: Any) -> tuple[list[FieldSpec], dict[str, Any]]:
+        return layouts.entity_specs(s, entity), layouts.stored_layout(s, entity)
+
+    found = ctx.run(read)
+    if found is None:
+        return
+    specs, doc = found
+    where: dict[str, tuple[str, int]] = {}
+    columns: dict[str, int] = {}
+    for sec in doc.get("sections", []):
+        columns[sec["title_en"]] = sec.get("columns", 2)
+        for n, key in enumerate(sec.get("fields", [])):
+            where[key] = (sec["title_en"], n)
+    ui.label(_("Form layout: {entity}", entity=entity)).classes("text-h6")
+    rows: dict[str, dict[str, Any]] = {}
+    with ui.column().classes("w-full gap-1").mark("layout-editor"):
+        for i, spec in enumerate(specs):
+            section, position = where.get(spec.key, (_("Details"), 100 + i))
+            with ui.row().classes("w-full items-center gap-2"):
+                ui.label(spec.label(ctx.locale)).classes("w-40")
+                rows[spec.key] = {
+                    "section": ui.input(_("Section"), value=section).props("dense outlined")
+                    .mark(f"layout-section-{spec.key}"),
+                    "position": ui.number(_("Order"), value=position, format="%d")
+                    .props("dense outlined").classes("w-24").mark(f"layout-order-{spec.key}"),
+                    "help": ui.input(_("Help text"), value=doc.get("help", {}).get(spec.key, ""))
+                    .props("dense outlined").mark(f"layout-help-{spec.key}"),
+                    "hidden": ui.select(list(perms.ROLES), multiple=True, label=_("Hidden from"),
+                                        value=doc.get("hidden", {}).get(spec.key, []))
+                    .props("dense outlined").classes("min-w-[12rem]")
+                    .mark(f"layout-hidden-{spec.key}"),
+                }  # fmt: skip
+    cols = ui.number(_("Columns"), value=2, min=1, max=4, format="%d").mark("layout-columns")
+
+    def save() -> None:
+        ordered = sorted(rows.items(), key=lambda kv: kv[1]["position"].value or 0)
+        sections: dict[str, list[str]] = {}
+        for key, row in ordered:
+            sections.setdefault((row["section"].value or "").strip() or "Details", []).append(key)
+        payload = [
+            {"title_en": title, "columns": int(columns.get(title, cols.value or 2)),
+             "fields": keys}
+            for title, keys in sections.items()
+        ]  # fmt: skip
+        ctx.run(
+            lambda s, actor: layouts.save_layout(
+                s, actor=actor, entity=entity, sections=payload,
+                help={k: r["help"].value for k, r in rows.items()},
+                hidden={k: r["hidden"].value for k, r in rows.items()},
+            ),
+            ok=_("Layout saved."),
+        )  # fmt: skip
+
+    ui.button(_("Save layout"), icon="save", on_click=save).mark("save-layout")
+
+
+PAGES = (modules_page, module_records_page, layout_page)
