@@ -267,7 +267,7 @@ def test_oversized_blocks_stay_linear() -> None:
 
 MIXED = pd.DataFrame(
     {
-        "name": ["王偉先生", "Mr. Bill Smith", "WangWei", None, "N. Vargas", "星辰软件有限公司"],
+        "name": ["王偉先生", "Mr.  Bill\tSmith", "WangWei", None, "N. Vargas", "星辰 软件有限公司"],
         "company": [
             "華為技術有限公司",
             "Acme Co., Ltd.",
@@ -279,7 +279,14 @@ MIXED = pd.DataFrame(
         "email": ["Wang.Wei+crm@Gmail.com", "bad", None, "a@b.cn", None, "info@xc.cn"],
         "phone": ["138 0013 8000", "+1 650 253 0000", "010-62345678", None, "12345", None],
         "city": ["北京市", "New York", None, "Beijing City", "London", "北京"],
-        "address": ["北京市朝陽區建國路88號", "Apt 4, 12 Main St.", None, "", "248 Kelly St", "x"],
+        "address": [
+            "北京市朝陽區建國路88號",
+            "Apt 4,  12 Main\u3000St.",
+            None,
+            " ",
+            "248 Kelly St",
+            "x",
+        ],
     }
 )
 

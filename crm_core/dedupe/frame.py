@@ -37,8 +37,9 @@ from crm_core.normalize import try_normalize_phone
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
-    """The text of a column as ``clean_text`` leaves it (NFKC, spaces collapsed, trimmed;
-    blank -> null), as an Arrow array."""
+    """The text of a column NFKC-normalised and trimmed (blank -> null), as an Arrow array.
+    Runs of spaces inside are left for the per-value normalisers (see ``_apply``): with
+    ``clean_text``'s collapsing, that is what the scalar normalisers start from."""
     try:
         arr = pa.array(values, from_pandas=True)
         if isinstance(arr, pa.ChunkedArray):
@@ -51,7 +52,7 @@ def _arrow_text(values: pd.Series) -> pa.Array:
             pa.string(),
         )
     arr = pc.utf8_normalize(arr, "NFKC")
-    arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, r"[\s\p{Z}]+", " "))
+    arr = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(arr, ""), None, arr)
 
 
@@ -152,7 +153,7 @@ PARALLEL_MIN_DISTINCT = 20_000
 
 def _apply(task: tuple[str, list[str]]) -> list[tuple[str | None, ...]]:
     func, _ = _NORMALISERS[task[0]]
-    return [func(v) for v in task[1]]
+    return [func(" ".join(v.split())) for v in task[1]]
 
 
 def _distinct(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
