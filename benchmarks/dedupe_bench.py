@@ -3,8 +3,9 @@
 Generates customers with planted duplicates (``crm_core.datagen``, ground truth in
 ``truth_cluster``) at each size, runs both tools on the same rows, each in a fresh
 subprocess, and prints pairwise precision, recall and F1 of their clusters against the
-truth, wall time of the de-duplication call and peak memory (maximum resident set size of
-the subprocess, input data included), with the ratios between the tools.
+truth, wall time and CPU time of the de-duplication call (CPU summed over threads; on a
+busy machine it is the steadier figure) and peak memory (maximum resident set size of the
+subprocess, input data included), with the ratios between the tools.
 
     .venv/bin/python benchmarks/dedupe_bench.py                       # 10k, 100k, 1M
     .venv/bin/python benchmarks/dedupe_bench.py --sizes 10000 100000 --splink-sizes 100000
@@ -161,13 +162,24 @@ def worker(tool: str, path: str) -> None:
     else:
         import crm_core.dedupe  # noqa: F401
     noise = io.StringIO()
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
         found, extra = run(frame)
     seconds = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_before
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     scores = pairwise_scores(frame["truth_cluster"].to_numpy(), found)
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, **scores, **extra}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak_mb, **scores, **extra}))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, all its threads and its finished children."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def measure(tool: str, path: Path) -> dict[str, float] | None:
@@ -191,8 +203,8 @@ def measure(tool: str, path: Path) -> dict[str, float] | None:
 def _row(size: int, tool: str, r: dict[str, float]) -> str:
     cand = "" if np.isnan(r.get("candidate_pairs", np.nan)) else f"{r['candidate_pairs']:,.0f}"
     return (
-        f"| {size:>9,} | {tool:<6} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} "
-        f"| {r['seconds']:8.1f} | {r['peak_mb']:8,.0f} | {cand:>11} |"
+        f"| {size:>9,} | {tool:<6} | {r['precision']:9.4f} | {r['recall']:6.4f} | {r['f1']:6.4f} "
+        f"| {r['seconds']:7.1f} | {r['cpu']:7.1f} | {r['peak_mb']:7,.0f} | {cand:>11} |"
     )
 
 
@@ -231,8 +243,14 @@ def main(argv: list[str] | None = None) -> None:
 
     cpu = os.cpu_count()
     print(f"\nDe-duplication of generated customers (seed {args.seed}, {cpu} CPUs)\n")
-    print("|      size | tool   | precision | recall | F1     | seconds | peak MB | cand. pairs |")
-    print("|----------:|--------|----------:|-------:|-------:|--------:|--------:|------------:|")
+    print(
+        "|      size | tool   | precision | recall | F1     | seconds |   CPU s | peak MB "
+        "| cand. pairs |"
+    )
+    print(
+        "|----------:|--------|----------:|-------:|-------:|--------:|--------:|--------:"
+        "|------------:|"
+    )
     for (size, tool), figures in results.items():
         print(_row(size, tool, figures))
     ratios = [
@@ -241,14 +259,23 @@ def main(argv: list[str] | None = None) -> None:
         if (size, "ours") in results and (size, "splink") in results
     ]
     if ratios:
-        print("\n|      size | Splink time / ours | Splink memory / ours | F1 ours - Splink |")
-        print("|----------:|-------------------:|---------------------:|-----------------:|")
+        print(
+            "\n|      size | Splink time / ours | Splink CPU / ours | Splink memory / ours "
+            "| F1 ours - Splink |"
+        )
+        print(
+            "|----------:|-------------------:|------------------:|---------------------:"
+            "|-----------------:|"
+        )
         for size, ours, theirs in ratios:
             print(
                 f"| {size:>9,} | {theirs['seconds'] / ours['seconds']:17.1f}x "
+                f"| {theirs['cpu'] / ours['cpu']:16.1f}x "
                 f"| {theirs['peak_mb'] / ours['peak_mb']:19.1f}x "
                 f"| {ours['f1'] - theirs['f1']:+16.4f} |"
             )
+    load = os.getloadavg()
+    print(f"\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
 
 if __name__ == "__main__":
