@@ -256,3 +256,16 @@ def test_notebook_frames_apply_the_same_rules(db, staff, data):
             source="module:contracts", group_by=[Grouping("region")])).id  # fmt: skip
     df, fig = crm.saved_report(sales, rid)
     assert as_rows(df) == [("North", 2.0), ("South", 1.0)] and fig.data[0].type == "bar"
+
+
+def test_chinese_catalogue_covers_the_low_code_pages():
+    import re
+    from pathlib import Path
+
+    from crm_core.i18n import _catalog
+
+    root = Path(__file__).resolve().parent.parent / "app" / "pages"
+    source = (root / "modules.py").read_text() + (root / "reports_builder.py").read_text()
+    used = set(re.findall(r'_\("([^"]+)"', source))
+    missing = sorted(m for m in used if m not in _catalog("zh", "lowcode"))
+    assert not missing, missing

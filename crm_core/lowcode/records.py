@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, delete, not_, select, tuple_
+from sqlalchemy import Select, delete, not_, select
 from sqlalchemy.orm import Session
 
 from crm_core import access, audit
@@ -512,18 +512,19 @@ def list_records(
     cursor: str | None = None,
     limit: int = 50,
 ) -> RecordPage:
-    """One page of records, newest change first, by keyset paging (no ``OFFSET``/``count``)."""
+    """One page of records, newest first, by keyset paging on the id (no ``OFFSET``, no
+    ``count``): a filter on a custom field then walks its value index in id order."""
     ctx = _ctx(session, module_key)
     limit = max(1, min(limit, 500))
     stmt = record_query(session, actor=actor, module_key=module_key, filters=filters)
     if cursor:
-        value, last_id = _decode_cursor(cursor, "updated_at")
-        stmt = stmt.where(tuple_(ModuleRecord.updated_at, ModuleRecord.id) < (value, last_id))
-    stmt = stmt.order_by(ModuleRecord.updated_at.desc(), ModuleRecord.id.desc()).limit(limit + 1)
+        _, last_id = _decode_cursor(cursor, "id")
+        stmt = stmt.where(ModuleRecord.id < last_id)
+    stmt = stmt.order_by(ModuleRecord.id.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = _encode_cursor([rows[-1].updated_at, rows[-1].id]) if more and rows else None
+    next_cursor = _encode_cursor([rows[-1].id, rows[-1].id]) if more and rows else None
     return RecordPage([to_out(ctx, r) for r in rows], next_cursor)
 
 

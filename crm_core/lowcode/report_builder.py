@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from sqlalchemy import (
     Date,
     DateTime,
+    Float,
     Integer,
     String,
     and_,
@@ -44,7 +45,7 @@ from crm_core.lowcode.fieldspec import (
     NUMERIC_TYPES,
 )
 from crm_core.lowcode.modules import field_specs, get_module
-from crm_core.lowcode.records import Condition, RecordFilter, record_query, value_condition
+from crm_core.lowcode.records import Condition, RecordFilter, record_query
 from crm_core.models import (
     Customer,
     Deal,
@@ -349,6 +350,9 @@ def _builtin_statement(
 def _module_statement(
     session: Session, actor: Actor, d: ReportDefinition, fields: dict[str, SourceField]
 ) -> Any:
+    """Groupings and measures read the records' JSON values in one pass over the module's
+    records (no join per field); multi-choice groupings join the value index (one row per
+    choice). Filters go through ``record_query``, so access and filters match the list."""
     module_key = d.source.removeprefix("module:")
     module = get_module(session, module_key)
     specs = {s.key: s for s in field_specs(session, module)}
@@ -357,47 +361,36 @@ def _module_statement(
         session,
         actor=actor,
         module_key=module_key,
-        filters=RecordFilter(archived=None if d.include_archived else False),
+        filters=RecordFilter(
+            archived=None if d.include_archived else False, conditions=tuple(d.filters)
+        ),
     )
-    records = base.with_only_columns(ModuleRecord.id, ModuleRecord.created_at).subquery("r")
     keys: list[Any] = []
     joins: list[tuple[Any, Any]] = []
     for i, g in enumerate(d.group_by):
         sf = fields[g.field]
         if g.field == "created_at":
-            text = _iso_text(records.c.created_at, dialect, is_date=False)
+            text = _iso_text(ModuleRecord.created_at, dialect, is_date=False)
             keys.append(bucket(text, g.grain or "", dialect))
-            continue
-        v = aliased(ModuleValue, name=f"v{i}")
-        joins.append((v, and_(v.record_id == records.c.id, v.field_key == g.field,
-                              v.module_id == module.id)))  # fmt: skip
-        if sf.kind == "date":
-            keys.append(bucket(v.text_value, g.grain or "", dialect))
-        elif specs[g.field].field_type in NUMERIC_TYPES:
-            keys.append(v.num_value)
-        else:
+        elif specs[g.field].field_type == "multi_choice":
+            v = aliased(ModuleValue, name=f"v{i}")
+            joins.append((v, and_(v.record_id == ModuleRecord.id, v.field_key == g.field,
+                                  v.module_id == module.id)))  # fmt: skip
             keys.append(v.text_value)
+        else:
+            value = ModuleRecord.data[g.field].as_string()
+            keys.append(bucket(value, g.grain or "", dialect) if sf.kind == "date" else value)
     value_column = None
     if d.measure != "count":
-        m = aliased(ModuleValue, name="m")
-        joins.append((m, and_(m.record_id == records.c.id, m.field_key == d.measure_field,
-                              m.module_id == module.id)))  # fmt: skip
-        value_column = m.num_value
-    stmt = select(*[k.label(f"g{i}") for i, k in enumerate(keys)],
-                  _aggregate(d.measure, value_column).label("value")).select_from(records)  # fmt: skip
+        value_column = cast(ModuleRecord.data[d.measure_field or ""].as_string(), Float)
+    stmt = base.with_only_columns(
+        *[k.label(f"g{i}") for i, k in enumerate(keys)],
+        _aggregate(d.measure, value_column).label("value"),
+    )
     for alias, on in joins:
         stmt = stmt.join(alias, on)
-    conditions = []
-    for cond in d.filters:
-        spec = specs.get(cond.field)
-        if spec is None:
-            raise InvalidInput(f"'{cond.field}' is not a field of this source", field="filters")
-        conditions.append(value_condition(module, spec, cond))
-    if conditions:
-        filtered = record_query(session, actor=actor, module_key=module_key,
-                                filters=RecordFilter(archived=None))  # fmt: skip
-        inner = filtered.where(*conditions).with_only_columns(ModuleRecord.id)
-        stmt = stmt.where(records.c.id.in_(inner))
+    for key in [*keys, *([value_column] if value_column is not None else [])]:
+        stmt = stmt.where(key.is_not(None))  # records lacking a grouped or measured value
     return stmt.group_by(*keys)
 
 

@@ -91,7 +91,7 @@ class ModuleRecord(Base, Timestamped, Versioned):
     archived_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     archive_reason: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_module_records_module_updated", "module_id", "updated_at", "id"),)
+    __table_args__ = (Index("ix_module_records_module_id", "module_id", "id"),)
 
 
 class ModuleValue(Base):

@@ -172,7 +172,7 @@ def upgrade() -> None:
             batch_op.f("ix_module_records_customer_id"), ["customer_id"], unique=False
         )
         batch_op.create_index(
-            "ix_module_records_module_updated", ["module_id", "updated_at", "id"], unique=False
+            "ix_module_records_module_id", ["module_id", "id"], unique=False
         )
 
     op.create_table(
@@ -259,7 +259,7 @@ def downgrade() -> None:
 
     op.drop_table("module_unique_values")
     with op.batch_alter_table("module_records", schema=None) as batch_op:
-        batch_op.drop_index("ix_module_records_module_updated")
+        batch_op.drop_index("ix_module_records_module_id")
         batch_op.drop_index(batch_op.f("ix_module_records_customer_id"))
         batch_op.drop_index(batch_op.f("ix_module_records_created_at"))
 
