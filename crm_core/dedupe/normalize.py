@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from crm_core.dedupe.chinese import (
     CJK,
+    CJK_ONLY,
     CJK_RUN,
     chinese_name_parts,
     split_pinyin_name,
@@ -39,6 +40,7 @@ _JOINERS = re.compile(r"['’`\-‐‑·・•]")
 _NOT_WORD = re.compile(r"[\W_]+")
 _BRACKETS = re.compile(r"[(（\[【][^)）\]】]*[)）\]】]")
 _CN_TITLES_LONGEST_FIRST = tuple(sorted(CHINESE_TITLES, key=len, reverse=True))
+_CN_NAME_ENDINGS = tuple(CHINESE_TITLES) + tuple(s for s in COMPANY_SUFFIXES if not s.isascii())
 _CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
 
 
@@ -119,9 +121,19 @@ def _latin_name_tokens(text: str) -> list[str]:
 def _normalize_name(text: str) -> str:
     text = text.lower()
     if text.isascii():
+        words = text.split()
+        if (  # the common case, "john smith": nothing to remove
+            len(words) > 1
+            and text.replace(" ", "").isalpha()
+            and TITLES.isdisjoint(words)
+            and words[-1] not in _LATIN_SUFFIXES
+        ):
+            return " ".join(words)
         tokens = _latin_name_tokens(text)
         return _strip_legal(" ".join(tokens)) if len(tokens) > 1 else " ".join(tokens)
     text = to_simplified(text)
+    if CJK_ONLY.match(text) and len(text) <= 4 and not text.endswith(_CN_NAME_ENDINGS):
+        return text  # the common case, "王小明"
     if CJK.search(text):
         runs = CJK_RUN.findall(_BRACKETS.sub("", text) if "(" in text or "（" in text else text)
         chinese = _strip_legal("".join(runs) or "".join(CJK_RUN.findall(text)))
@@ -148,8 +160,11 @@ def normalize_name(value: object) -> str | None:
 
 
 def _name_key(normalized: str) -> str:
-    if CJK.search(normalized):
-        return " ".join(sorted(p for p in chinese_name_parts(normalized) if p))
+    if not normalized.isascii() and CJK.search(normalized):
+        surname, given = chinese_name_parts(normalized)
+        if not given or not surname:
+            return surname or given
+        return f"{given} {surname}" if given < surname else f"{surname} {given}"
     tokens = [NICKNAMES.get(t, t) for t in normalized.split()]
     if len(tokens) == 1:
         tokens = list(split_pinyin_name(tokens[0]) or tokens)
