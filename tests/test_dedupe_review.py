@@ -207,3 +207,21 @@ def test_notebook_widget_merges_skips_and_undoes_through_its_buttons(db, staff, 
         assert refused.items == [] and "may not" in refused.message.value
     finally:
         forget_databases()
+
+
+def test_bulk_keying_gives_the_same_keys_as_keying_one_record(db, staff, people):
+    from sqlalchemy import delete
+
+    from crm_core.models import DedupeKeyState
+
+    def keys(s):
+        rows = s.execute(select(DedupeBlockKey.customer_id, DedupeBlockKey.key)).all()
+        return sorted((int(c), k) for c, k in rows)
+
+    with db.transaction() as s:
+        one_by_one = keys(s)
+        assert len(one_by_one) > 10
+        s.execute(delete(DedupeKeyState))
+        assert store.refresh_keys(s, chunk_size=2) == len(people)
+        assert keys(s) == one_by_one
+        assert store.refresh_keys(s) == 0  # nothing stale any more

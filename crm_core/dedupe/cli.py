@@ -35,7 +35,7 @@ def _run(username: str | None, work: Callable[[Any, Any], None]) -> None:
     try:
         db = _db()
         with db.transaction() as session:
-            actor = _actor(session, username)
+            actor: Any = _actor(session, username)
             if username is None and actor.role == Role.SYSTEM:
                 actor = _SystemAdmin(actor)
             work(session, actor)

@@ -146,8 +146,8 @@ def survivorship(
             out[f] = (value(source, f), source.id)
             continue
         if f == "last_contact_at":
-            dated = [c for c in records if c.last_contact_at is not None]
-            best = max(dated, key=lambda c: c.last_contact_at) if dated else recent[0]
+            dated = [(c.last_contact_at, c.id, c) for c in records if c.last_contact_at]
+            best = max(dated, key=lambda t: (t[0], t[1]))[2] if dated else recent[0]
             out[f] = (best.last_contact_at, best.id)
             continue
         source = next((c for c in recent if not _empty(value(c, f))), recent[0])
@@ -306,7 +306,7 @@ def merge_customers(
                 .execution_options(synchronize_session=False)
             )
     contacts = list(session.scalars(select(Customer).where(Customer.company_id.in_(loser_ids))))
-    moved["contacts"] = {str(c.id): c.company_id for c in contacts if c.id not in ids}
+    moved["contacts"] = {str(c.id): int(c.company_id or 0) for c in contacts if c.id not in ids}
     for contact in contacts:
         if contact.id not in ids:
             contact.company_id = survivor.id
@@ -439,7 +439,9 @@ def _conflicts(session: Session, merge: DedupeMerge) -> list[str]:
                 problems.append(
                     f"the {label}s of customer {survivor.id} were edited since the merge"
                 )
-    dropped = [("phone", CustomerPhone, r["id"]) for r in snap["dropped_phones"]]
+    dropped: list[tuple[str, Any, int]] = [
+        ("phone", CustomerPhone, r["id"]) for r in snap["dropped_phones"]
+    ]
     dropped += [("e-mail", CustomerEmail, r["id"]) for r in snap["dropped_emails"]]
     for label, model, rid in dropped:
         if session.get(model, rid) is not None:
@@ -447,10 +449,10 @@ def _conflicts(session: Session, merge: DedupeMerge) -> list[str]:
     for name, rows in snap["moved"].items():
         if not rows:
             continue
-        model = Customer if name == "contacts" else CHILDREN[name]
-        column = model.company_id if name == "contacts" else model.customer_id
+        table: Any = Customer if name == "contacts" else CHILDREN[name]
+        column = table.company_id if name == "contacts" else table.customer_id
         ids = [int(i) for i in rows]
-        owners = dict(session.execute(select(model.id, column).where(model.id.in_(ids))).all())
+        owners = dict(session.execute(select(table.id, column).where(table.id.in_(ids))).all())
         gone = [i for i in ids if i not in owners]
         elsewhere = [i for i in ids if i in owners and owners[i] != survivor.id]
         kind = name.replace("_", " ")
