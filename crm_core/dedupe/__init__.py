@@ -8,14 +8,26 @@ Pure functions over pandas DataFrames; no database access. Typical use in a note
     result.pairs      # left_id, right_id, score (0..1), highest first
     result.clusters   # id, cluster_id (every input id)
 
-The match model is learned from the data itself (Fellegi–Sunter with expectation
-maximisation); ``score_candidates`` reuses it to check one new record, and ``blocking_keys``
-gives the keys under which a database finds that record's candidates.
+The pipeline, one module per step:
+
+* ``normalize`` / ``frame``: names (pinyin, simplified characters, nicknames, titles),
+  companies (legal suffixes), E.164 phones, emails, cities and addresses, for one record or
+  a whole frame;
+* ``blocking``: the keys under which records are compared (phone, email, name + city,
+  building + city, building + initials), capped so that pairs stay near-linear;
+* ``scoring``: field comparison levels, vectorised with rapidfuzz;
+* ``model``: a Fellegi–Sunter match model learned from the data by expectation
+  maximisation, refined by steward decisions, giving a match probability;
+* ``cluster``: connected components with a guard against chains;
+* ``api``: ``find_duplicates``, ``train_model`` and ``score_candidates`` (one new record
+  against candidates, with ``blocking_keys`` telling a database which candidates to fetch).
 """
 
 from crm_core.dedupe.api import DedupeResult, find_duplicates, score_candidates, train_model
 from crm_core.dedupe.blocking import blocking_keys
+from crm_core.dedupe.frame import normalize_frame
 from crm_core.dedupe.model import MatchModel
+from crm_core.dedupe.normalize import normalize_record
 from crm_core.dedupe.settings import (
     DEFAULT_AUTO_MERGE_THRESHOLD,
     DEFAULT_REVIEW_THRESHOLD,
@@ -30,6 +42,8 @@ __all__ = [
     "MatchModel",
     "blocking_keys",
     "find_duplicates",
+    "normalize_frame",
+    "normalize_record",
     "score_candidates",
     "train_model",
 ]
