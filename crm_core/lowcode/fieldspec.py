@@ -192,12 +192,12 @@ def coerce(spec: FieldSpec, raw: Any) -> Any:
         if isinstance(raw, bool):
             raise InvalidInput(f"'{raw}' is not a record number", field=name)
         try:
-            number = int(str(raw).strip().lstrip("#"))
+            record_id = int(str(raw).strip().lstrip("#"))
         except ValueError:
             raise InvalidInput(f"'{raw}' is not a record number", field=name) from None
-        if number <= 0:
+        if record_id <= 0:
             raise InvalidInput(f"'{raw}' is not a record number", field=name)
-        return number
+        return record_id
     raise InvalidInput(f"unknown field type '{kind}'", field=name)
 
 

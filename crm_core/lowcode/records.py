@@ -200,8 +200,8 @@ def _validate(
 def _derive(ctx: _Ctx, record: ModuleRecord) -> None:
     """Display name, search text and linked customer from the record's values."""
     data = record.data or {}
-    key = ctx.module.display_field
-    spec = ctx.by_key.get(key or "")
+    key = ctx.module.display_field or ""
+    spec = ctx.by_key.get(key)
     name = display(spec, data.get(key)) if spec is not None else ""
     record.display_name = (name or (f"#{record.id}" if record.id else ""))[:255]
     parts = [name] + [

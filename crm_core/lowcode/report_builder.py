@@ -306,7 +306,8 @@ def _check(definition: ReportDefinition, fields: dict[str, SourceField]) -> None
 def _aggregate(measure: str, column: Any) -> Any:
     if measure == "count":
         return func.count()
-    return {"sum": func.sum, "avg": func.avg, "min": func.min, "max": func.max}[measure](column)
+    aggregate: Any = getattr(func, measure)  # sum, avg, min, max
+    return aggregate(column)
 
 
 def _builtin_statement(
@@ -337,10 +338,10 @@ def _builtin_statement(
     else:
         stmt = stmt.select_from(model).join(Customer, Customer.id == model.customer_id).where(scope)
     for cond in d.filters:
-        sf = fields.get(cond.field)
-        if sf is None:
+        filtered = fields.get(cond.field)
+        if filtered is None:
             raise InvalidInput(f"'{cond.field}' is not a field of this source", field="filters")
-        stmt = stmt.where(_column_condition(sf, cond))
+        stmt = stmt.where(_column_condition(filtered, cond))
     for g in d.group_by:  # date groupings skip records without that date
         if fields[g.field].kind == "date":
             stmt = stmt.where(fields[g.field].column.is_not(None))
