@@ -153,19 +153,17 @@ def refresh_keys(session: Session, *, chunk_size: int = 10_000) -> int:
         ids = [int(i) for i in frame["id"]]
         keys: list[set[str]] = [set() for _ in ids]
         by_kind = frame_key_strings(normalize_frame(frame.astype(object), region=region))
-        for column in by_kind.values():
-            for i, key in enumerate(column):
+        for kind_keys in by_kind.values():
+            for i, key in enumerate(kind_keys):
                 if key is not None:
                     keys[i].add(key)
         position = {cid: i for i, cid in enumerate(ids)}
-        for model, column in (
-            (CustomerPhone, CustomerPhone.e164),
-            (CustomerEmail, CustomerEmail.email),
-        ):
-            extra = session.execute(
-                select(model.customer_id, column).where(model.customer_id.in_(ids))
-            ).all()
-            field = "phone" if model is CustomerPhone else "email"
+        extras: tuple[tuple[str, Any, Any], ...] = (
+            ("phone", CustomerPhone.customer_id, CustomerPhone.e164),
+            ("email", CustomerEmail.customer_id, CustomerEmail.email),
+        )
+        for field, owner, value_column in extras:
+            extra = session.execute(select(owner, value_column).where(owner.in_(ids))).all()
             for cid, value in extra:
                 keys[position[cid]].update(blocking_keys({field: value}, region=region))
         session.execute(delete(DedupeBlockKey).where(DedupeBlockKey.customer_id.in_(ids)))
@@ -176,10 +174,13 @@ def refresh_keys(session: Session, *, chunk_size: int = 10_000) -> int:
             for k in sorted(found)
             if len(k) <= 400
         ]
+        conn = session.connection()  # Core executemany: no ORM bulk bookkeeping
+        key_table: Any = DedupeBlockKey.__table__
+        state_table: Any = DedupeKeyState.__table__
         if key_rows:
-            session.execute(insert(DedupeBlockKey), key_rows)
-        session.execute(
-            insert(DedupeKeyState),
+            conn.execute(insert(key_table), key_rows)
+        conn.execute(
+            insert(state_table),
             [
                 {"customer_id": cid, "version": int(v)}
                 for cid, v in zip(ids, frame["version"], strict=True)
@@ -189,16 +190,29 @@ def refresh_keys(session: Session, *, chunk_size: int = 10_000) -> int:
         last_id = ids[-1]
 
 
+_model_cache: dict[tuple[int, Any], MatchModel] = {}
+
+
 def current_model(session: Session) -> MatchModel:
-    """The model learned by the last scan, or the built-in defaults before the first one."""
-    row = session.scalars(select(DedupeModelState).order_by(DedupeModelState.id.desc())).first()
-    if row is not None and row.model:
-        return MatchModel.from_dict(dict(row.model))
-    return MatchModel(
-        m={f: list(v) for f, v in DEFAULT_M.items()},
-        u={f: list(v) for f, v in DEFAULT_U.items()},
-        prior=DEFAULT_PRIOR,
-    )
+    """The model learned by the last scan, or the built-in defaults before the first one
+    (kept in memory until a scan stores a newer one)."""
+    head = session.execute(
+        select(DedupeModelState.id, DedupeModelState.updated_at)
+        .order_by(DedupeModelState.id.desc())
+        .limit(1)
+    ).first()
+    if head is None:
+        return MatchModel(
+            m={f: list(v) for f, v in DEFAULT_M.items()},
+            u={f: list(v) for f, v in DEFAULT_U.items()},
+            prior=DEFAULT_PRIOR,
+        )
+    key = (int(head[0]), head[1])
+    if key not in _model_cache:
+        data = session.scalar(select(DedupeModelState.model).where(DedupeModelState.id == key[0]))
+        _model_cache.clear()
+        _model_cache[key] = MatchModel.from_dict(dict(data or {}))
+    return _model_cache[key]
 
 
 def save_model(session: Session, model: MatchModel) -> None:
@@ -207,23 +221,22 @@ def save_model(session: Session, model: MatchModel) -> None:
     session.add(DedupeModelState(model=model.to_dict(), n_records=model.n_records))
 
 
+_FIELD_COLUMNS = (
+    Customer.id,
+    Customer.name,
+    Customer.company_name,
+    Customer.email,
+    Customer.phone,
+    Customer.city,
+    Customer.street,
+)
+_FRAME_COLUMNS = ("id", "name", "company", "email", "phone", "city", "address")
+
+
 def candidate_frame(session: Session, ids: Iterable[int]) -> pd.DataFrame:
     """The engine's fields of the given customers (``id`` plus ``FIELDS``)."""
-    ids = list(ids)
-    rows = session.execute(
-        select(
-            Customer.id,
-            Customer.name,
-            Customer.company_name,
-            Customer.email,
-            Customer.phone,
-            Customer.city,
-            Customer.street,
-        ).where(Customer.id.in_(ids))
-    ).all()
-    return pd.DataFrame(
-        rows, columns=["id", "name", "company", "email", "phone", "city", "address"]
-    ).astype(object)
+    rows = session.execute(select(*_FIELD_COLUMNS).where(Customer.id.in_(list(ids)))).all()
+    return pd.DataFrame(rows, columns=list(_FRAME_COLUMNS)).astype(object)
 
 
 def check_customer(
@@ -250,17 +263,20 @@ def check_customer(
     )
     if not keys:
         return []
-    stmt = (
+    found = (
         select(DedupeBlockKey.customer_id)
-        .join(Customer, Customer.id == DedupeBlockKey.customer_id)
-        .where(DedupeBlockKey.key.in_(keys), access.visible_customers(actor), *_LIVE)
+        .where(DedupeBlockKey.key.in_(keys))
         .distinct()
         .limit(MAX_CANDIDATES)
+        .scalar_subquery()
+    )
+    stmt = select(*_FIELD_COLUMNS).where(
+        Customer.id.in_(found), access.visible_customers(actor), *_LIVE
     )
     if exclude_id is not None:
-        stmt = stmt.where(DedupeBlockKey.customer_id != exclude_id)
-    ids = list(session.scalars(stmt))
-    if exclude_id is not None and ids:
+        stmt = stmt.where(Customer.id != exclude_id)
+    rows = session.execute(stmt).all()
+    if exclude_id is not None and rows:
         rejected = session.execute(
             select(DedupeDecision.left_id, DedupeDecision.right_id).where(
                 DedupeDecision.decision == "not_duplicate",
@@ -268,10 +284,10 @@ def check_customer(
             )
         ).all()
         never = {a if b == exclude_id else b for a, b in rejected}
-        ids = [i for i in ids if i not in never]
-    if not ids:
+        rows = [r for r in rows if r[0] not in never]
+    if not rows:
         return []
-    frame = candidate_frame(session, ids)
+    frame = pd.DataFrame(rows, columns=list(_FRAME_COLUMNS)).astype(object)
     scored = score_candidates(
         record,
         frame,
