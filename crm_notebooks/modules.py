@@ -1,9 +1,9 @@
 """Custom modules and saved reports in a notebook, under the notebook user's access rules.
 
-    import crm_notebooks as crm
-    ctx = crm.connect(user="analyst")
-    crm.module_frame(ctx, "projects", stage="Build")      # a module's records as a DataFrame
-    df, fig = crm.saved_report(ctx, 3)                     # a saved report: frame and figure
+import crm_notebooks as crm
+ctx = crm.connect(user="analyst")
+crm.module_frame(ctx, "projects", stage="Build")      # a module's records as a DataFrame
+df, fig = crm.saved_report(ctx, 3)                     # a saved report: frame and figure
 """
 
 from __future__ import annotations

@@ -171,9 +171,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_module_records_customer_id"), ["customer_id"], unique=False
         )
-        batch_op.create_index(
-            "ix_module_records_module_id", ["module_id", "id"], unique=False
-        )
+        batch_op.create_index("ix_module_records_module_id", ["module_id", "id"], unique=False)
 
     op.create_table(
         "module_unique_values",
