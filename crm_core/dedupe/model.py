@@ -188,7 +188,7 @@ _EXACT_COLUMNS: dict[str, dict[int, str]] = {
 
 
 def estimate_u(
-    prep: Prepared, *, sample_pairs: int = 50_000, seed: int = 0, workers: int = -1
+    prep: Prepared, *, sample_pairs: int = 100_000, seed: int = 0, workers: int = -1
 ) -> dict[str, list[float]]:
     """``u`` probabilities: the chance of each level between two records drawn at random
     (nearly all non-matches). Exact-agreement levels of name, email and phone are computed

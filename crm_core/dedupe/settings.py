@@ -40,7 +40,7 @@ class DedupeSettings:
     """Two records whose own pair scores below this never share a cluster through others."""
     chunk_size: int = 250_000
     """Candidate pairs compared per chunk (bounds the memory of string comparisons)."""
-    u_sample_pairs: int = 50_000
+    u_sample_pairs: int = 100_000
     """Random record pairs drawn to estimate how often non-duplicates agree."""
     min_records_to_train: int = 2_000
     """A smaller frame is scored with the built-in ``model.DEFAULT_M`` / ``DEFAULT_U``."""
