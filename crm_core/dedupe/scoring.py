@@ -196,21 +196,31 @@ Scorer = Callable[..., float]
 
 
 def similarity(
-    left: np.ndarray, right: np.ndarray, scorer: Scorer = fuzz.ratio, *, workers: int = -1
+    left: np.ndarray,
+    right: np.ndarray,
+    scorer: Scorer = fuzz.ratio,
+    *,
+    cutoff: float = 0.0,
+    workers: int = -1,
 ) -> np.ndarray:
-    """Similarity 0..1 of aligned arrays of strings, pair by pair (``left[i]`` vs ``right[i]``)."""
+    """Similarity 0..1 of aligned arrays of strings, pair by pair (``left[i]`` vs ``right[i]``).
+    Similarities below ``cutoff`` come back as 0 (rapidfuzz can then stop early)."""
     if len(left) == 0:
         return np.empty(0, np.float32)
-    scores = process.cpdist(left, right, scorer=scorer, workers=workers, dtype=np.float32)
+    scores = process.cpdist(
+        left, right, scorer=scorer, score_cutoff=cutoff * 100, workers=workers, dtype=np.float32
+    )
     return np.asarray(scores, dtype=np.float32) / np.float32(100.0)
 
 
-def _osa_distance(left: np.ndarray, right: np.ndarray, *, workers: int) -> np.ndarray:
+def _within_one_edit(left: np.ndarray, right: np.ndarray, *, workers: int) -> np.ndarray:
+    """Whether each pair of strings is at most one edit (or one swap of neighbours) apart."""
     if len(left) == 0:
-        return np.empty(0, np.int32)
-    return np.asarray(
-        process.cpdist(left, right, scorer=OSA.distance, workers=workers, dtype=np.int32)
+        return np.empty(0, bool)
+    distance = process.cpdist(
+        left, right, scorer=OSA.distance, score_cutoff=1, workers=workers, dtype=np.int32
     )
+    return np.asarray(distance) <= 1
 
 
 def _equal_and_missing(
@@ -236,7 +246,9 @@ def _graded(
     level = np.zeros(len(left), np.int8)
     fuzzy = np.flatnonzero(~equal & ~missing)
     values = prep.values[col]
-    sims = similarity(values[left[fuzzy]], values[right[fuzzy]], scorer, workers=workers)
+    sims = similarity(
+        values[left[fuzzy]], values[right[fuzzy]], scorer, cutoff=min(cuts), workers=workers
+    )
     graded = np.zeros(len(fuzzy), np.int8)
     for rank, cut in enumerate(sorted(cuts)):
         graded[sims >= cut] = rank + 1
@@ -256,22 +268,24 @@ def _name_levels(prep: Prepared, left: np.ndarray, right: np.ndarray, workers: i
     # Two names in Chinese characters compare by character: 王伟 / 王玮 already met through
     # pinyin, while 田超 / 田浩 are different people however close their pinyin looks.
     cn = prep.chinese_name[a] & prep.chinese_name[b]
-    sims[cn] = similarity(names[a[cn]], names[b[cn]], workers=workers)
+    sims[cn] = similarity(names[a[cn]], names[b[cn]], cutoff=0.72, workers=workers)
     # Otherwise the best of: the keys (nicknames resolved), the keys with one side's tokens
     # in reverse order (a typo can change the sorted order), the names' sorted tokens.
     la, lb = a[~cn], b[~cn]
     sims[~cn] = np.maximum.reduce(
         [
-            similarity(keys[la], keys[lb], workers=workers),
-            similarity(keys[la], reverse[lb], workers=workers),
-            similarity(names[la], names[lb], fuzz.token_sort_ratio, workers=workers),
+            similarity(keys[la], keys[lb], cutoff=0.72, workers=workers),
+            similarity(keys[la], reverse[lb], cutoff=0.72, workers=workers),
+            similarity(names[la], names[lb], fuzz.token_sort_ratio, cutoff=0.72, workers=workers),
         ]
     )
     # A name of one word that is one of the other's words (王先生 -> "wang" in "wang wei",
     # "Bates" in "Vanessa Bates") fits it: as close as "similar".
     single = (prep.name_tokens[a] == 1) | (prep.name_tokens[b] == 1)
     fits = np.zeros(len(fuzzy), bool)
-    fits[single] = similarity(keys[a[single]], keys[b[single]], fuzz.token_set_ratio) >= 1.0
+    fits[single] = (
+        similarity(keys[a[single]], keys[b[single]], fuzz.token_set_ratio, cutoff=1.0) >= 1.0
+    )
     # "N. Vargas" fits "Nicholas Vargas".
     ia, ib = prep.name_initialled[a], prep.name_initialled[b]
     fits |= (ia == ib) & (ia >= 0) & (prep.name_has_initial[a] | prep.name_has_initial[b])
@@ -290,8 +304,7 @@ def _email_levels(prep: Prepared, left: np.ndarray, right: np.ndarray, workers: 
     same_domain, _ = _equal_and_missing(prep, "email_domain", left, right)
     fuzzy = np.flatnonzero(~equal & ~missing & same_domain)
     local = prep.values["email_local"]
-    dist = _osa_distance(local[left[fuzzy]], local[right[fuzzy]], workers=workers)
-    level[fuzzy[dist <= 1]] = 1
+    level[fuzzy[_within_one_edit(local[left[fuzzy]], local[right[fuzzy]], workers=workers)]] = 1
     level[equal] = 2
     level[missing] = MISSING
     return level
@@ -302,8 +315,7 @@ def _phone_levels(prep: Prepared, left: np.ndarray, right: np.ndarray, workers: 
     level = np.zeros(len(left), np.int8)
     fuzzy = np.flatnonzero(~equal & ~missing)
     values = prep.values["phone"]
-    dist = _osa_distance(values[left[fuzzy]], values[right[fuzzy]], workers=workers)
-    level[fuzzy[dist <= 1]] = 1
+    level[fuzzy[_within_one_edit(values[left[fuzzy]], values[right[fuzzy]], workers=workers)]] = 1
     level[equal] = 2
     level[missing] = MISSING
     return level
