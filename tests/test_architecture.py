@@ -27,3 +27,16 @@ def test_crm_core_imports_no_ui_package() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "", f"crm_core pulled in: {proc.stdout.strip()}"
+
+
+def test_every_menu_title_has_a_chinese_translation() -> None:
+    # in a separate process: importing the panel registers its pages with NiceGUI
+    code = (
+        "from app.main import PAGES\n"
+        "from crm_core.i18n import translator\n"
+        "zh = translator('zh', 'panel')\n"
+        "titles = {t for spec in PAGES for t in (spec.title, spec.group) if t}\n"
+        "print(sorted(t for t in titles if zh(t) == t))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", f"untranslated menu titles: {proc.stdout.strip()}"
