@@ -60,7 +60,21 @@ def _words(text: str) -> list[str]:
 _LATIN_SUFFIXES = frozenset(s for s in COMPANY_SUFFIXES if s.isascii())
 _CN_SUFFIXES = tuple(s for s in COMPANY_SUFFIXES if not s.isascii())
 _DOTTED = re.compile(r"\b(l\.l\.c|l\.l\.p|s\.a|s\.p\.a|n\.v|b\.v|k\.k|p\.l\.c)\.?(?=\s|,|$)")
-_CN_PLACE = re.compile("^(?:" + "|".join(CN_PLACE_PREFIXES) + ")(?:省|市|自治区)?")
+_CN_PLACES = frozenset(CN_PLACE_PREFIXES)
+_CN_PLACE_LENGTHS = sorted({len(p) for p in CN_PLACE_PREFIXES}, reverse=True)
+
+
+def _without_place(text: str) -> str:
+    """A leading Chinese province or city (``北京``, ``北京市``) removed, if anything is left."""
+    for size in _CN_PLACE_LENGTHS:
+        if text[:size] in _CN_PLACES:
+            rest = text[size:]
+            for mark in ("自治区", "省", "市"):
+                if rest.startswith(mark):
+                    rest = rest[len(mark) :]
+                    break
+            return rest or text
+    return text
 
 
 def _strip_legal(text: str) -> str:
@@ -87,9 +101,10 @@ def _normalize_company(text: str) -> str:
         text = _DOTTED.sub(lambda m: m.group(1).replace(".", ""), text)
     text = " ".join(_words(text.replace("&", " and ")))
     text = _strip_legal(text)
-    if CJK.search(text):
-        text = _CJK_GAP.sub("", text)
-        text = _CN_PLACE.sub("", text) or text
+    if not text.isascii() and CJK.search(text):
+        if " " in text:
+            text = _CJK_GAP.sub("", text)
+        text = _without_place(text)
     return text
 
 
@@ -138,7 +153,7 @@ def _normalize_name(text: str) -> str:
         runs = CJK_RUN.findall(_BRACKETS.sub("", text) if "(" in text or "（" in text else text)
         chinese = _strip_legal("".join(runs) or "".join(CJK_RUN.findall(text)))
         if len(chinese) >= 5:  # an organisation: 北京星辰软件 and 星辰软件 are one name
-            chinese = _CN_PLACE.sub("", chinese) or chinese
+            chinese = _without_place(chinese)
         if chinese.endswith(CHINESE_TITLES) and len(chinese) > 1:
             for title in _CN_TITLES_LONGEST_FIRST:
                 if chinese.endswith(title) and len(chinese) > len(title):
@@ -276,7 +291,8 @@ def normalize_city(value: object) -> str | None:
 _ADMIN_LEVELS: tuple[tuple[str, ...], ...] = (("自治区", "省"), ("市",), ("街道", "区", "县", "镇"))
 _STREET_MARKS = ("路", "街", "道", "巷", "弄", "号")
 _ADMIN_MARK = re.compile("[省区市县镇]")
-_UNIT = re.compile(r"\b(?:apartment|suite|unit|flat|floor|room)\s+\w+\b")
+_UNIT_WORDS = ("apartment", "suite", "unit", "flat", "floor", "room")
+_UNIT = re.compile(r"\b(?:" + "|".join(_UNIT_WORDS) + r")\s+\w+\b")
 
 
 def _without_admin_prefix(text: str) -> str:
@@ -324,7 +340,9 @@ def _address_core(normalized: str) -> str:
     if CJK.search(normalized):
         head, mark, _ = normalized.partition("号")
         return head + mark
-    return " ".join(_UNIT.sub(" ", normalized).split())
+    if any(word in normalized for word in _UNIT_WORDS):
+        normalized = _UNIT.sub(" ", normalized)
+    return " ".join(normalized.split())
 
 
 def address_core(value: object) -> str | None:
