@@ -117,6 +117,21 @@ NON_PERSONAL_AUDIT_FIELDS = frozenset(
 ERASERS: list[Callable[[Session, Sequence[int]], None]] = []
 
 
+def _erase_match_keys(session: Session, ids: Sequence[int]) -> None:
+    """De-duplication keeps normalised names, phones and e-mails as blocking keys, and its
+    review queue compares them: an erased person leaves neither."""
+    from crm_core.models.dedupe import DedupeBlockKey, DedupeCandidate, DedupeKeyState
+
+    for chunk in (list(ids)[i : i + 500] for i in range(0, len(ids), 500)):
+        session.execute(delete(DedupeBlockKey).where(DedupeBlockKey.customer_id.in_(chunk)))
+        session.execute(delete(DedupeKeyState).where(DedupeKeyState.customer_id.in_(chunk)))
+        session.execute(
+            delete(DedupeCandidate).where(
+                DedupeCandidate.left_id.in_(chunk) | DedupeCandidate.right_id.in_(chunk)
+            )
+        )
+
+
 def register_eraser(fn: Callable[[Session, Sequence[int]], None]) -> None:
     """Let another area (imports, de-duplication…) scrub what it keeps about a person."""
     if fn not in ERASERS:
@@ -553,6 +568,7 @@ def anonymise_customers(
                     entry.detail = REDACTED
     session.flush()
 
+    _erase_match_keys(session, ids)
     for eraser in ERASERS:
         eraser(session, ids)
 
