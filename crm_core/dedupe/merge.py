@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import audit
 from crm_core.access import Actor, require
-from crm_core.customers import CleanCustomer, _apply, _snapshot, load_customer
+from crm_core.customers import TEXT_FIELDS, CleanCustomer, _apply, _snapshot, load_customer
 from crm_core.dedupe import store
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.models import (
@@ -50,24 +50,13 @@ from crm_core.models import (
 MERGE_FIELDS: tuple[str, ...] = (
     "name",
     "company_id",
-    "company_name",
-    "position",
-    "industry",
-    "size",
-    "source",
     "country",
-    "province",
-    "city",
-    "district",
-    "street",
-    "postcode",
     "birthday",
     "lifecycle_stage",
     "value_tier",
     "owner_id",
-    "external_id",
-    "notes",
     "last_contact_at",
+    *TEXT_FIELDS,  # the profile's free-text fields, defined once in crm_core.customers
 )
 #: Columns the merge may change on the survivor (and undo may restore).
 TRACKED: tuple[str, ...] = (*MERGE_FIELDS, "team_id", "phone", "email", "custom")
