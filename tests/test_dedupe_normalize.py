@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from crm_core.dedupe.blocking import blocking_keys, candidate_pairs, frame_key_strings
+from crm_core.dedupe.chinese import is_transcription
 from crm_core.dedupe.frame import normalize_frame
 from crm_core.dedupe.normalize import (
     NORMALIZED_COLUMNS,
@@ -42,6 +43,19 @@ from crm_core.normalize import try_normalize_phone
         ("Mrs. Mary-Jane O'Brien", "maryjane obrien"),
         ("José Álvarez Jr.", "jose alvarez"),
         ("Mr", "mr"),
+        # a Chinese name keeps its digits and Latin words, not the pinyin of its characters
+        ("客户1", "客户1"),
+        ("客户 12", "客户12"),
+        ("王伟A", "王伟a"),
+        ("王伟 David", "王伟david"),
+        ("王伟 Wei Wang", "王伟"),
+        ("Wang Wei (王伟)", "王伟"),
+        ("Jiali Chen (陈嘉丽)", "陈嘉丽"),
+        ("Yuhua Lü (吕玉华)", "吕玉华"),
+        ("曾小明 Xiaoming Zeng", "曾小明"),
+        ("Mr 王伟", "王伟"),
+        ("王伟先生 2", "王伟2"),
+        ("Store 12", "store 12"),
         ("", None),
         (None, None),
         (float("nan"), None),
@@ -74,11 +88,56 @@ def test_normalize_name(raw: object, expected: str | None) -> None:
         ("Liz Taylor", "elizabeth taylor"),
         ("Elizabeth Taylor", "elizabeth taylor"),
         ("Mike O'Neil", "michael oneil"),
+        ("王伟 Wei Wang", "wang wei"),
+        ("客户1", "1 hu ke"),
+        ("客户2", "2 hu ke"),
+        ("王伟A", "a wang wei"),
+        ("John Smith 2", "2 john smith"),
+        ("John A Smith", "john smith"),
         (None, None),
     ],
 )
 def test_name_key(raw: object, expected: str | None) -> None:
     assert name_key(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "alike"),
+    [
+        ("客户1", "客户2", False),
+        ("客户12", "客户 13", False),
+        ("王伟A", "王伟B", False),
+        ("王伟", "王伟 David", False),
+        ("王伟", "王伟 Wei Wang", True),
+        ("王伟", "Wei Wang", True),
+        ("王偉", "Wang Wei", True),
+        ("客户 12", "客户12", True),
+    ],
+)
+def test_names_told_apart_by_digits_or_latin_words_get_different_keys(
+    left: str, right: str, alike: bool
+) -> None:
+    assert (name_key(left) == name_key(right)) is alike
+
+
+@pytest.mark.parametrize(
+    ("token", "chars", "expected"),
+    [
+        ("wangwei", "王伟", True),
+        ("weiwang", "王伟", True),
+        ("wei", "王伟", True),
+        ("zeng", "曾", True),
+        ("ceng", "曾", True),
+        ("lu", "吕", True),
+        ("lv", "吕", True),
+        ("a", "王伟", False),
+        ("david", "王伟", False),
+        ("wangwe", "王伟", False),
+        ("12", "王伟", False),
+    ],
+)
+def test_is_transcription(token: str, chars: str, expected: bool) -> None:
+    assert is_transcription(token, chars) is expected
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_core.dedupe.api import find_duplicates
 from crm_core.dedupe.cluster import cluster_pairs, connected_components
 from crm_core.dedupe.frame import normalize_frame
 from crm_core.dedupe.model import (
@@ -104,6 +105,51 @@ def test_a_record_compared_with_itself_agrees_on_everything_it_has(prep) -> None
         present = prep.codes[{"name": "name_key"}.get(name, name)] >= 0
         assert (values[present] == len(FIELD_LEVELS[name]) - 1).all(), name
         assert (values[~present] == -1).all(), name
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "level"),
+    [
+        ("客户1", "客户2", 0),
+        ("客户12", "客户13", 0),
+        ("王伟A", "王伟B", 0),
+        ("Store 12", "Store 13", 0),
+        ("John Smith 2", "John Smith 3", 0),
+        ("王伟", "王伟 David", 1),
+        ("王伟A", "王伟", 1),
+        ("王伟", "Wang Wei", 3),
+        ("王伟", "Wei Wang", 3),
+        ("王偉", "Wang Wei", 3),
+        ("王伟", "王偉", 4),
+        ("王伟", "王伟 Wei Wang", 4),
+        ("Jiali Chen (陈嘉丽)", "陈嘉丽", 4),
+        ("客户 12", "客户12", 4),
+    ],
+)
+def test_name_levels(left: str, right: str, level: int) -> None:
+    prep = prepare(normalize_frame(pd.DataFrame({"name": [left, right]})))
+    assert int(field_levels(prep, np.array([0]), np.array([1]))["name"][0]) == level
+
+
+def test_names_differing_in_digits_or_letters_are_not_duplicates() -> None:
+    """Numbered records of a small file (客户1, 客户2 …, with numbered phones and e-mails)
+    are not proposed, while the real spellings of one person are."""
+    rows = [
+        (i, f"客户{i}", f"1390000{i:04d}", f"c{i}@example.com", f"公司{i}", f"城市{i % 7}")
+        for i in range(40)
+    ]
+    rows += [
+        (100, "王伟A", None, None, "星辰科技", "北京"),
+        (101, "王伟B", None, None, "星辰科技", "北京"),
+        (102, "李小红", "13700000001", "lxh@example.com", "明德贸易", "上海"),
+        (103, "Li Xiaohong", "137 0000 0001", None, "明德贸易有限公司", "上海"),
+        (104, "張偉", "13600000009", None, None, "广州"),
+        (105, "Wei Zhang", "+86 136 0000 0009", None, None, "Guangzhou"),
+    ]
+    frame = pd.DataFrame(rows, columns=["id", "name", "phone", "email", "company", "city"])
+    pairs = find_duplicates(frame, id_column="id").pairs
+    found = {(int(a), int(b)) for a, b in zip(pairs["left_id"], pairs["right_id"], strict=True)}
+    assert found == {(102, 103), (104, 105)}
 
 
 @pytest.mark.parametrize(

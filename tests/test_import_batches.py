@@ -264,14 +264,6 @@ def test_archived_and_ambiguous_matches_are_not_overwritten(db, staff):
     assert report.invalid == 1 and "matches 2 customers" in report.issues[0].message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known defect, open in issue 4: the de-duplication engine keeps only the Chinese "
-        "characters of a Chinese name, so 客户1 and 客户2 normalise alike and small files get "
-        "false duplicate hints"
-    ),
-)
 def test_duplicates_are_flagged_in_the_preview(db, staff):
     _import(db, staff.steward, "姓名,手机,公司,城市\n王建国,13800138020,星辰科技,北京\n".encode())
     rows = ["姓名,手机,邮箱,公司,城市"]

@@ -140,6 +140,37 @@ def pinyin(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=50_000)
+def readings(char: str) -> frozenset[str]:
+    """Every pinyin reading (no tones) of one Chinese character, heteronyms and the surname
+    reading included, with ``v`` also written ``u`` (``吕`` -> ``{"lv", "lu"}``)."""
+    from pypinyin import Style
+    from pypinyin import pinyin as all_pinyin
+
+    found = {r.lower() for rs in all_pinyin(char, style=Style.NORMAL, heteronym=True) for r in rs}
+    if char in SURNAME_READINGS:
+        found.add(SURNAME_READINGS[char])
+    found |= {r.replace("v", "u") for r in found if "v" in r}
+    return frozenset(r for r in found if r.isascii() and r.isalpha())
+
+
+def is_transcription(token: str, chars: str) -> bool:
+    """Whether the Latin ``token`` is written with pinyin readings of the characters of
+    ``chars`` (``wei``, ``wangwei`` or ``weiwang`` for ``王伟``), so a name giving both says
+    nothing more than its characters; ``a`` or ``david`` next to ``王伟`` is not."""
+    options = set().union(*(readings(c) for c in chars if CJK.match(c))) if chars else set()
+    if not options or not token.isascii() or not token.isalpha():
+        return False
+    longest = max(len(o) for o in options)
+    reachable = [True] + [False] * len(token)
+    for end in range(1, len(token) + 1):
+        reachable[end] = any(
+            reachable[start] and token[start:end] in options
+            for start in range(max(0, end - longest), end)
+        )
+    return reachable[-1]
+
+
 def chinese_name_parts(name: str) -> tuple[str, str]:
     """Pinyin of the surname and of the given name of a Chinese name
     (``王小明`` -> ``("wang", "xiaoming")``); compound surnames such as 欧阳 are recognised."""

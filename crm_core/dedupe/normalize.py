@@ -19,6 +19,7 @@ from crm_core.dedupe.chinese import (
     CJK_ONLY,
     CJK_RUN,
     chinese_name_parts,
+    is_transcription,
     split_pinyin_name,
     to_simplified,
 )
@@ -133,6 +134,21 @@ def _latin_name_tokens(text: str) -> list[str]:
     return kept or tokens
 
 
+def _name_extras(text: str, chars: str) -> str:
+    """What a name holding Chinese characters says besides them, joined: digits and Latin
+    words (``客户12`` -> ``12``, ``王伟A`` -> ``a``), without titles, legal suffixes and the
+    pinyin of its characters (``王伟 Wei Wang`` -> nothing)."""
+    rest = CJK_RUN.sub(" ", text)
+    if not rest or rest.isspace():
+        return ""
+    tokens = _words(_JOINERS.sub("", _strip_accents(rest)))
+    return "".join(
+        t
+        for t in tokens
+        if t not in TITLES and t not in _LATIN_SUFFIXES and not is_transcription(t, chars)
+    )
+
+
 def _normalize_name(text: str) -> str:
     text = text.lower()
     if text.isascii():
@@ -150,15 +166,19 @@ def _normalize_name(text: str) -> str:
     if CJK_ONLY.match(text) and len(text) <= 4 and not text.endswith(_CN_NAME_ENDINGS):
         return text  # the common case, "王小明"
     if CJK.search(text):
-        runs = CJK_RUN.findall(_BRACKETS.sub("", text) if "(" in text or "（" in text else text)
-        chinese = _strip_legal("".join(runs) or "".join(CJK_RUN.findall(text)))
+        body = _BRACKETS.sub(" ", text) if "(" in text or "（" in text else text
+        runs = CJK_RUN.findall(body)
+        if not runs:  # "Jiali Chen (陈嘉丽)": the characters are in the brackets
+            body, runs = text, CJK_RUN.findall(text)
+        chinese = _strip_legal("".join(runs))
         if len(chinese) >= 5:  # an organisation: 北京星辰软件 and 星辰软件 are one name
             chinese = _without_place(chinese)
         if chinese.endswith(CHINESE_TITLES) and len(chinese) > 1:
             for title in _CN_TITLES_LONGEST_FIRST:
                 if chinese.endswith(title) and len(chinese) > len(title):
-                    return chinese[: -len(title)]
-        return chinese
+                    chinese = chinese[: -len(title)]
+                    break
+        return chinese + _name_extras(body, "".join(runs))
     tokens = _latin_name_tokens(text)
     return _strip_legal(" ".join(tokens)) if len(tokens) > 1 else " ".join(tokens)
 
@@ -166,8 +186,9 @@ def _normalize_name(text: str) -> str:
 def normalize_name(value: object) -> str | None:
     """A customer's name for comparison: NFKC, lower case, simplified characters, no titles
     (Mr, Dr, 先生, 女士 …), no punctuation, no legal suffix; ``"Wang, Wei"`` becomes
-    ``"wei wang"``. A name holding Chinese characters keeps only them (``王伟 Wei Wang`` ->
-    ``王伟``). ``None`` when nothing is left."""
+    ``"wei wang"``. A name holding Chinese characters keeps them, then its digits and Latin
+    words that are not the pinyin of its characters (``王伟 Wei Wang`` -> ``王伟``,
+    ``客户 12`` -> ``客户12``, ``王伟A`` -> ``王伟a``). ``None`` when nothing is left."""
     text = clean_text(value)
     if text is None:
         return None
@@ -177,13 +198,16 @@ def normalize_name(value: object) -> str | None:
 def _name_key(normalized: str) -> str:
     if not normalized.isascii() and CJK.search(normalized):
         surname, given = chinese_name_parts(normalized)
-        if not given or not surname:
-            return surname or given
-        return f"{given} {surname}" if given < surname else f"{surname} {given}"
+        extras = CJK_RUN.sub("", normalized)  # digits and Latin words kept by the name
+        if not extras:
+            if not given or not surname:
+                return surname or given
+            return f"{given} {surname}" if given < surname else f"{surname} {given}"
+        return " ".join(sorted(t for t in (surname, given, extras) if t))
     tokens = [NICKNAMES.get(t, t) for t in normalized.split()]
     if len(tokens) == 1:
         tokens = list(split_pinyin_name(tokens[0]) or tokens)
-    long = [t for t in tokens if len(t) > 1]
+    long = [t for t in tokens if len(t) > 1 or t.isdigit()]
     if len(long) >= 2:  # "john a smith" -> "john smith"
         tokens = long
     return " ".join(sorted(tokens))

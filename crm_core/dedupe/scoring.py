@@ -14,6 +14,7 @@ counting those three as independent evidence would call every two colleagues dup
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -87,7 +88,11 @@ class Prepared:
     characters, ``name_tokens`` counts the words of its name key and ``name_key_reversed``
     holds that key's words in reverse order; ``name_initialled`` codes the name with all but
     its last word cut to initials (``nicholas vargas`` -> ``n vargas``) and
-    ``name_has_initial`` tells whether the name was written with an initial.
+    ``name_has_initial`` tells whether the name was written with an initial;
+    ``name_digits`` codes the digits of the name (``客户12`` and ``Customer 12`` share one
+    code; a name without digits has its own); ``name_chars`` codes the Chinese characters of
+    a name in Chinese characters (``-1`` for others) and ``name_plain`` tells whether such a
+    name is nothing but its characters (``王伟``, not ``王伟 David``).
     """
 
     size: int
@@ -100,6 +105,9 @@ class Prepared:
     name_initialled: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
     name_has_initial: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     name_key_reversed: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    name_digits: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    name_chars: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    name_plain: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
 
     @property
     def n(self) -> int:
@@ -170,12 +178,23 @@ def _name_features(prepared: Prepared) -> None:
     )
     prepared.name_initialled = initialled[codes].astype(np.int32)
     prepared.name_has_initial = has_initial[codes]
+    digits, _ = pd.factorize(np.array([_DIGITS.sub("", v) for v in uniques] + [""], dtype=object))
+    prepared.name_digits = digits[codes].astype(np.int32)
+    chars = [_NOT_CJK.sub("", v) if c else None for v, c in zip(uniques, chinese[:-1], strict=True)]
+    char_codes, _ = pd.factorize(np.array(chars + [None], dtype=object), use_na_sentinel=True)
+    prepared.name_chars = char_codes[codes].astype(np.int32)
+    plain = [c is not None and c == v for c, v in zip(chars, uniques, strict=True)]
+    prepared.name_plain = np.array(plain + [False], bool)[codes]
     codes, uniques = prepared.codes["name_key"], prepared.uniques["name_key"]
     tokens = [v.split() for v in uniques]
     count = np.array([len(t) for t in tokens] + [0], np.int32)
     reverse = np.array([" ".join(t[::-1]) for t in tokens] + [None], dtype=object)
     prepared.name_tokens = count[codes]
     prepared.name_key_reversed = reverse[codes]
+
+
+_DIGITS = re.compile(r"\D+")
+_NOT_CJK = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
 def _initialled(name: str) -> tuple[str, bool] | None:
@@ -289,8 +308,14 @@ def _name_levels(prep: Prepared, left: np.ndarray, right: np.ndarray, workers: i
     # "N. Vargas" fits "Nicholas Vargas".
     ia, ib = prep.name_initialled[a], prep.name_initialled[b]
     fits |= (ia == ib) & (ia >= 0) & (prep.name_has_initial[a] | prep.name_has_initial[b])
+    # 王伟 and 王伟 David: the same characters, one name saying more.
+    chars = prep.name_chars
+    fits |= (chars[a] == chars[b]) & (chars[a] >= 0) & (prep.name_plain[a] | prep.name_plain[b])
     level[fuzzy[(sims >= 0.72) | fits]] = 1
     level[fuzzy[sims >= 0.88]] = 2
+    # Names told apart by their digits (客户1 / 客户2, "Store 12" / "Store 13") are different
+    # names however alike the rest is.
+    level[fuzzy[prep.name_digits[a] != prep.name_digits[b]]] = 0
     level[equal] = 3
     same_name, _ = _equal_and_missing(prep, "name", left, right)
     level[same_name] = 4
