@@ -14,13 +14,20 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, delete, not_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, not_, select, text
 from sqlalchemy.orm import Session
 
 from crm_core import access, audit
 from crm_core.access import Actor
 from crm_core.activities import TimelineItem
-from crm_core.customers import _decode_cursor, _encode_cursor, _like_escape, load_customer
+from crm_core.customers import (
+    _FTS_MIN,
+    _decode_cursor,
+    _encode_cursor,
+    _fts_phrase,
+    _like_escape,
+    load_customer,
+)
 from crm_core.errors import ConflictError, CrmError, InvalidInput, NotFound, PermissionDenied
 from crm_core.lowcode import permissions as perms
 from crm_core.lowcode.fieldspec import (
@@ -468,6 +475,35 @@ def value_condition(module: CustomModule, spec: FieldSpec, cond: Condition) -> A
     return ModuleRecord.id.in_(base.where(compare))
 
 
+def search_condition(session: Session, query: str | None) -> ColumnElement[bool] | None:
+    """SQL condition of the quick search: every word of ``query`` occurs in the record's
+    search text (display name and text-like values), or ``None`` for an empty query.
+
+    On SQLite the words of three or more characters are looked up in the FTS5 trigram index
+    ``module_record_fts`` (revision 0010, kept in step by triggers), so a big module is not
+    scanned; shorter words are then checked on those matches only. On PostgreSQL ``LIKE`` on
+    ``search_text`` uses its pg_trgm index (revision 0007).
+    """
+    words = [w for w in (clean_text(query) or "").lower().split(" ") if w]
+    if not words:
+        return None
+    likes = {w: ModuleRecord.search_text.like(f"%{_like_escape(w)}%", escape="\\") for w in words}
+    long_words = [w for w in words if len(w) >= _FTS_MIN]
+    if not long_words or session.get_bind().dialect.name != "sqlite":
+        return and_(*likes.values())
+    match = " AND ".join(_fts_phrase(w) for w in long_words)
+    fts = (
+        select(text("rowid"))
+        .select_from(text("module_record_fts"))
+        .where(
+            text("module_record_fts MATCH :module_fts").bindparams(
+                bindparam("module_fts", match, unique=True)
+            )
+        )
+    )
+    return and_(ModuleRecord.id.in_(fts), *[likes[w] for w in words if len(w) < _FTS_MIN])
+
+
 def record_query(
     session: Session, *, actor: Actor, module_key: str, filters: RecordFilter | None = None
 ) -> Select[Any]:
@@ -489,12 +525,9 @@ def record_query(
         )
     if f.customer_id is not None:
         stmt = stmt.where(ModuleRecord.customer_id == f.customer_id)
-    text_q = (clean_text(f.query) or "").lower()
-    if text_q:
-        for token in text_q.split(" "):
-            stmt = stmt.where(
-                ModuleRecord.search_text.like(f"%{_like_escape(token)}%", escape="\\")
-            )
+    found = search_condition(session, f.query)
+    if found is not None:
+        stmt = stmt.where(found)
     for cond in f.conditions:
         spec = ctx.by_key.get(cond.field)
         if spec is None or not spec.active:

@@ -15,7 +15,7 @@ target_metadata = Base.metadata
 
 def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     # FTS5 shadow tables and hand-written search indexes live outside the models
-    if type_ == "table" and name and name.startswith("customer_fts"):
+    if type_ == "table" and name and name.startswith(("customer_fts", "module_record_fts")):
         return False
     return not (type_ == "index" and name and name.endswith("_trgm"))
 
