@@ -1,9 +1,10 @@
 """Bulk actions over a selection of customers: tag, assign owner, change stage, archive.
 
-Each record goes through the ordinary customer service (``update_customer`` or
-``archive_customer``), so the actor's rights are checked and an audit entry is written for
-every record. The whole selection succeeds or nothing changes: the first refusal raises and
-the caller's transaction rolls back.
+Each record goes through the ordinary customer service (``update_customer``; archiving
+through ``crm_core.archiving.archive_customers``, the service the auto-archive rule shares),
+so the actor's rights are checked and an audit entry is written for every record. The whole
+selection succeeds or nothing changes: the first refusal raises and the caller's transaction
+rolls back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from crm_core import customers
 from crm_core.access import Actor, require
-from crm_core.errors import CrmError, InvalidInput
+from crm_core.archiving import archive_customers
+from crm_core.errors import ConflictError, CrmError, InvalidInput
 from crm_core.normalize import clean_text
 
 MAX_SELECTION = 1000
@@ -107,22 +109,28 @@ def apply_bulk(
     if kind == BulkAction.ARCHIVE and not clean_text(reason):
         raise InvalidInput("a reason is required to archive customers", field="reason")
 
+    if kind == BulkAction.ARCHIVE:
+        # every record is checked first (a refusal names it), then all are archived at once
+        for customer_id in ids:
+            try:
+                record = customers.load_customer(
+                    session, actor=actor, customer_id=customer_id, for_change=True
+                )
+                if record.archived_at is not None:
+                    raise ConflictError(f"customer {customer_id} is archived already")
+            except CrmError as exc:
+                raise _annotate(exc, customer_id) from None
+        session.flush()
+        done = archive_customers(
+            session, actor=actor, customer_ids=ids, reason=reason or "", source="bulk"
+        )
+        return BulkResult(action=kind.value, selected=len(ids), changed=len(done))
     changed = 0
     for customer_id in ids:
         try:
             record = customers.load_customer(
                 session, actor=actor, customer_id=customer_id, for_change=True
             )
-            if kind == BulkAction.ARCHIVE:
-                customers.archive_customer(
-                    session,
-                    actor=actor,
-                    customer_id=customer_id,
-                    reason=reason or "",
-                    source="bulk",
-                )
-                changed += 1
-                continue
             changes: dict[str, Any]
             if kind == BulkAction.TAG:
                 names = [t.name for t in record.tags]

@@ -8,7 +8,6 @@ analysts see personal fields masked); write functions return the ORM ``Customer`
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import access, audit
 from crm_core.access import Actor, require
+from crm_core.archiving import archive_customers, clean_reason
 from crm_core.customfields import list_definitions, validate_values
 from crm_core.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
 from crm_core.models import (
@@ -40,6 +40,7 @@ from crm_core.models import (
 )
 from crm_core.normalize import (
     clean_text,
+    national_number,
     normalize_email,
     normalize_phone,
     parse_date,
@@ -176,8 +177,9 @@ def build_search_text(
     parts += [e.lower() for e in emails]
     for e164 in phones:
         parts.append(e164.lstrip("+"))
-        with contextlib.suppress(phonenumbers.NumberParseException):
-            parts.append(str(phonenumbers.parse(e164).national_number))
+        national = national_number(e164)
+        if national:
+            parts.append(national)
     return " ".join(p for p in parts if p)
 
 
@@ -616,27 +618,21 @@ def update_customer(
 def archive_customer(
     session: Session, *, actor: Actor, customer_id: int, reason: str, source: str | None = None
 ) -> Customer:
-    """Archive a customer with a reason; the record and its history are kept."""
+    """Archive a customer with a reason; the record and its history are kept.
+
+    The same service as bulk and automatic archiving (``crm_core.archiving``), with a clear
+    refusal for a record the actor may not change or that is archived already.
+    """
     require(actor, "customer.archive")
     customer = load_customer(session, actor=actor, customer_id=customer_id, for_change=True)
-    reason = clean_text(reason) or ""
-    if not reason:
-        raise InvalidInput("a reason is required to archive a customer", field="reason")
+    reason = clean_reason(reason)
     if customer.archived_at is not None:
         raise ConflictError(f"customer {customer_id} is archived already")
-    customer.archived_at = utcnow()
-    customer.archived_by_id = actor.id
-    customer.archive_reason = reason
     session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="customer.archive",
-        entity_type="customer",
-        entity_id=customer.id,
-        changes={"archived_at": [None, customer.archived_at], "archive_reason": [None, reason]},
-        source=source,
+    archive_customers(
+        session, actor=actor, customer_ids=[customer.id], reason=reason, source=source
     )
+    session.refresh(customer)
     return customer
 
 

@@ -3,8 +3,10 @@ new match (unique per rule and key, so a second run does nothing twice), then ap
 to all new events at once (``INSERT … SELECT``), as the system user, with the audit trail
 naming the rule.
 
-Actions that need a service's full rules (archive, set a field, anonymise) call that service
-per record inside a savepoint, so one failing record never undoes the others.
+Archiving and anonymising go through their shared bulk services (``crm_core.archiving``,
+``crm_core.privacy``) over all new events at once; setting a field needs the customer
+service's full validation and calls it per record inside a savepoint, so one failing record
+never undoes the others.
 """
 
 from __future__ import annotations
@@ -575,10 +577,30 @@ def _event_customer_ids(session: Session, run: RuleRun) -> list[int]:
     ]
 
 
-def _per_record(
+def _archive(
     session: Session, rule: AutomationRule, action: Action, index: int, run: RuleRun, **ctx: Any
 ) -> int:
-    """Archive or set a field through the customer services, one savepoint per record."""
+    """Archive every matched customer through the shared bulk service (a few statements per
+    chunk, one audit entry per record naming the rule)."""
+    from crm_core.archiving import archive_customers
+
+    done = archive_customers(
+        session,
+        actor=ctx["system"],
+        customer_ids=_event_customer_ids(session, run),
+        reason=action.reason or f"archived by the rule {rule.name}",
+        source=rule_source(rule),
+        detail=rule.name,
+        now=ctx["now"],
+    )
+    return len(done)
+
+
+def _set_field(
+    session: Session, rule: AutomationRule, action: Action, index: int, run: RuleRun, **ctx: Any
+) -> int:
+    """Set a field through the customer service (its validation and side effects), one
+    savepoint per record, so one failing record never undoes the others."""
     from crm_core import customers
 
     system, outcome = ctx["system"], ctx["outcome"]
@@ -586,33 +608,24 @@ def _per_record(
     for cid in _event_customer_ids(session, run):
         try:
             with session.begin_nested():
-                if action.type == "archive":
-                    customers.archive_customer(
-                        session,
-                        actor=system,
-                        customer_id=cid,
-                        reason=action.reason,
-                        source=rule_source(rule),
-                    )
+                record = session.get(Customer, cid)
+                if record is None:
+                    continue
+                field_name = action.field
+                if field_name.startswith("custom."):
+                    changes: dict[str, Any] = {
+                        "custom": {field_name.removeprefix("custom."): action.value}
+                    }
                 else:
-                    record = session.get(Customer, cid)
-                    if record is None:
-                        continue
-                    field_name = action.field
-                    if field_name.startswith("custom."):
-                        changes: dict[str, Any] = {
-                            "custom": {field_name.removeprefix("custom."): action.value}
-                        }
-                    else:
-                        changes = {field_name: action.value}
-                    customers.update_customer(
-                        session,
-                        actor=system,
-                        customer_id=cid,
-                        expected_version=record.version,
-                        changes=changes,
-                        source=rule_source(rule),
-                    )
+                    changes = {field_name: action.value}
+                customers.update_customer(
+                    session,
+                    actor=system,
+                    customer_id=cid,
+                    expected_version=record.version,
+                    changes=changes,
+                    source=rule_source(rule),
+                )
             done += 1
         except Exception as exc:  # noqa: BLE001 - one record's failure is reported, not fatal
             outcome.errors.append(f"customer {cid}: {action.type}: {exc}")
@@ -644,8 +657,8 @@ ACTIONS = {
     "remove_tag": _change_tags,
     "notify": _notify,
     "send_email": _send_email,
-    "archive": _per_record,
-    "set_field": _per_record,
+    "archive": _archive,
+    "set_field": _set_field,
     "anonymise": _anonymise,
 }
 

@@ -86,8 +86,9 @@ ACTION_TYPES = (
 #: Who a task is for / who is notified: the customer's owner, the managers of its team, every
 #: admin, the ticket's assignee, or one named user (``user:12``). E-mail may also go to the
 #: customer itself (``customer``, which needs marketing consent).
-#: Actions applied record by record through a customer service (not set-based).
-PER_RECORD_ACTIONS = frozenset({"archive", "set_field"})
+#: Actions applied record by record through a customer service (not set-based; archiving
+#: and anonymising go through bulk services and need no cap).
+PER_RECORD_ACTIONS = frozenset({"set_field"})
 PER_RECORD_LIMIT = 2000
 RECIPIENTS = ("owner", "team_manager", "admins", "ticket_assignee")
 _USER_RECIPIENT = re.compile(r"^user:(\d+)$")
@@ -147,7 +148,7 @@ class RuleSpec:
     def batch_limit(self) -> int | None:
         """How many events one run may take on: ``max_per_run``, or by default
         ``PER_RECORD_LIMIT`` for rules whose actions go through a service record by record
-        (archive, set a field). The rest stay matching and are taken on the next runs."""
+        (set a field). The rest stay matching and are taken on the next runs."""
         if self.max_per_run:
             return self.max_per_run
         if any(a.type in PER_RECORD_ACTIONS for a in self.actions):
