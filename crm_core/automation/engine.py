@@ -189,26 +189,24 @@ def _changed_fields(entry: AuditEntry) -> dict[str, Any]:
     return {k: v for k, v in (entry.changes or {}).items() if isinstance(v, list) and len(v) == 2}
 
 
-def _python_filter(session: Session, spec: RuleSpec, entry: AuditEntry) -> bool:
-    """Event-only conditions over one audit entry (field changed to a value, erased before)."""
+def _event_filter(session: Session, spec: RuleSpec, entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Event-only conditions over a batch of audit entries (a field changed to a value, the
+    person was anonymised before), the latter in one look-up for the whole batch."""
     for c in spec.conditions:
         if c.op == "field_changed":
-            pair = _changed_fields(entry).get(c.field or "")
-            if pair is None:
-                return False
-            if c.value is not None and pair[1] != c.value:
-                return False
-        if c.op == "previously_erased":
-            from crm_core.privacy import erased_matches
+            kept = []
+            for entry in entries:
+                pair = _changed_fields(entry).get(c.field or "")
+                if pair is None or (c.value is not None and pair[1] != c.value):
+                    continue
+                kept.append(entry)
+            entries = kept
+    if entries and any(c.op == "previously_erased" for c in spec.conditions):
+        from crm_core.privacy import erased_customer_ids
 
-            customer = session.get(Customer, entry.entity_id)
-            if customer is None:
-                return False
-            phones = [p.e164 for p in customer.phones]
-            emails = [e.email for e in customer.emails]
-            if not erased_matches(session, phones=phones, emails=emails):
-                return False
-    return True
+        erased = erased_customer_ids(session, [int(e.entity_id or 0) for e in entries])
+        entries = [e for e in entries if e.entity_id in erased]
+    return entries
 
 
 def pending_record_events(
@@ -233,7 +231,7 @@ def pending_record_events(
         # everything up to now has been seen; jump over unrelated entries too
         new_cursor = max(new_cursor, session.scalar(select(func.max(AuditEntry.id))) or 0)
     entries = [e for e in entries if e.source is None or not e.source.startswith("automation:")]
-    entries = [e for e in entries if e.entity_id is not None and _python_filter(session, spec, e)]
+    entries = _event_filter(session, spec, [e for e in entries if e.entity_id is not None])
     if not entries:
         return [], new_cursor
     ids = sorted({int(e.entity_id) for e in entries if e.entity_id is not None})
