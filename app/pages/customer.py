@@ -10,6 +10,7 @@ from typing import Any
 
 from nicegui import ui
 
+from app.components.duplicate_warning import IDENTITY_FIELDS, DuplicateWarning
 from app.components.timeline import timeline_view
 from app.frame import PageContext, panel_page
 from app.pages.customers import stage_labels
@@ -24,7 +25,9 @@ from crm_core.customers import (
     update_customer,
 )
 from crm_core.customfields import list_definitions
+from crm_core.dedupe.store import check_customer
 from crm_core.errors import ConflictError, InvalidInput
+from crm_core.i18n import translator
 from crm_core.lowcode.layouts import resolve_layout
 
 LIST_FIELDS = ("phones", "emails", "tags")
@@ -378,11 +381,35 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
             label.text = ""
         conflict_box.clear()
 
-    def save(expected: int | None = None) -> None:
+    duplicates = DuplicateWarning(label=translator(ctx.locale, "dedupe"))
+
+    def as_edited() -> dict[str, Any]:
+        """The identity fields as they would be saved (the form's value, else the record's)."""
+        record: dict[str, Any] = {}
+        for key in IDENTITY_FIELDS:
+            if key in widgets:
+                value = widgets[key].value
+                record[key] = _split(value) if key in LIST_FIELDS else (value or None)
+            else:
+                record[key] = getattr(c, key, None)
+        return record
+
+    def save(expected: int | None = None, confirmed: bool = False) -> None:
         changes = collect()
         if not changes:
             ui.notify(_("Nothing to save."))
             return
+        if not confirmed and not set(IDENTITY_FIELDS).isdisjoint(changes):
+            record = as_edited()  # likely duplicates are shown before anything is saved
+            found = ctx.run(
+                lambda s, actor: check_customer(
+                    s, actor=actor, data=record, exclude_id=customer_id
+                ),
+                notify_errors=False,
+            )
+            if found:
+                duplicates.ask(found, on_save=lambda: save(expected=expected, confirmed=True))
+                return
         result = ctx.run(
             lambda s, actor: (
                 update_customer(
@@ -425,9 +452,10 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
                         f"yours-{key}"
                     )
             with ui.row().classes("gap-2"):
-                ui.button(_("Keep mine"), on_click=lambda: save(expected=exc.current_version)).mark(
-                    "keep-mine"
-                )
+                ui.button(
+                    _("Keep mine"),
+                    on_click=lambda: save(expected=exc.current_version, confirmed=True),
+                ).mark("keep-mine")
                 ui.button(_("Discard mine and reload"), on_click=ui.navigate.reload).props(
                     "flat"
                 ).mark("take-theirs")

@@ -9,9 +9,12 @@ from typing import Any
 from nicegui import ui
 
 from app.components.customer_grid import customer_grid, set_rows
+from app.components.duplicate_warning import DuplicateWarning
 from app.frame import PageContext, panel_page
 from crm_core import bulk_actions, saved_filters, users
 from crm_core.customers import CustomerFilter, Page, create_customer, list_customers
+from crm_core.dedupe.store import check_customer
+from crm_core.i18n import translator
 
 PAGE_SIZE = 50
 SORTS = ("updated_at", "created_at", "name")
@@ -374,7 +377,9 @@ def customers_page(ctx: PageContext) -> None:
             ui.button(_("Create"), on_click=lambda: create()).mark("create-customer")
             ui.button(_("Cancel"), on_click=new_dialog.close).props("flat")
 
-    def create() -> None:
+    duplicates = DuplicateWarning(label=translator(ctx.locale, "dedupe"))
+
+    def create(confirmed: bool = False) -> None:
         data = {
             "name": new_name.value,
             "phones": [new_phone.value] if new_phone.value else [],
@@ -385,6 +390,13 @@ def customers_page(ctx: PageContext) -> None:
         def show(exc: Any) -> None:
             new_error.text = "; ".join(f"{k}: {ctx._(v)}" for k, v in exc.errors.items())
 
+        if not confirmed:  # likely duplicates are shown before anything is saved
+            found = ctx.run(
+                lambda s, actor: check_customer(s, actor=actor, data=data), notify_errors=False
+            )
+            if found:
+                duplicates.ask(found, on_save=lambda: create(confirmed=True))
+                return
         customer_id = ctx.run(
             lambda s, actor: create_customer(s, actor=actor, data=data, source="panel").id,
             on_invalid=show,
