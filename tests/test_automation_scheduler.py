@@ -13,7 +13,12 @@ from sqlalchemy import func, select
 
 from crm_core import automation as auto
 from crm_core import customers, privacy
-from crm_core.automation.scheduler import acquire_rule_lease, release_rule_lease
+from crm_core.automation.scheduler import (
+    LeaseHeartbeat,
+    LeaseLost,
+    acquire_rule_lease,
+    release_rule_lease,
+)
 from crm_core.models import OutboundEmail, RuleRun, Task, User
 
 T0 = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
@@ -53,6 +58,44 @@ def test_lease_is_exclusive_until_released_or_expired(db, staff):
     assert acquire_rule_lease(db, rule_id, holder="b", now=T0 + timedelta(minutes=2))
     # a crashed holder's lease expires
     assert acquire_rule_lease(db, rule_id, holder="c", now=T0 + timedelta(hours=2))
+
+
+def test_a_renewed_lease_is_not_taken_over_and_an_expired_one_is(db, staff):
+    with db.transaction() as s:
+        rule_id = auto.get_rule(s, actor=staff.admin, rule="followup_reminder").id
+    ttl = timedelta(minutes=30)
+    clock = {"now": T0}
+    assert acquire_rule_lease(db, rule_id, holder="long-run", now=T0, ttl=ttl)
+    heartbeat = LeaseHeartbeat(db, rule_id, holder="long-run", clock=lambda: clock["now"], ttl=ttl)
+    # a run of 80 minutes renews its lease every 20: another scheduler never gets it
+    for minutes in (20, 40, 60, 80):
+        clock["now"] = T0 + timedelta(minutes=minutes)
+        assert heartbeat.beat()
+        later = clock["now"] + timedelta(minutes=25)
+        assert not acquire_rule_lease(db, rule_id, holder="other", now=later, ttl=ttl)
+    heartbeat.check()  # still ours: the run goes on
+    assert heartbeat.renewals == 4
+    # the run's process dies (no more renewals): the lease renewed at 80 min ends at 110
+    assert not acquire_rule_lease(db, rule_id, holder="other", now=T0 + timedelta(minutes=109))
+    assert acquire_rule_lease(db, rule_id, holder="other", now=T0 + timedelta(minutes=111))
+    # a late heartbeat of the old holder finds the lease taken and its run must stop
+    clock["now"] = T0 + timedelta(minutes=112)
+    assert not heartbeat.beat() and heartbeat.lost
+    with pytest.raises(LeaseLost, match="took over the lease"):
+        heartbeat.check()
+
+
+def test_a_lease_not_renewed_is_taken_over_after_its_time(db, staff):
+    with db.transaction() as s:
+        rule_id = auto.get_rule(s, actor=staff.admin, rule="birthday_reminder").id
+    ttl = timedelta(minutes=30)
+    assert acquire_rule_lease(db, rule_id, holder="stuck", now=T0, ttl=ttl)
+    assert not acquire_rule_lease(db, rule_id, holder="other", now=T0 + timedelta(minutes=29))
+    assert acquire_rule_lease(db, rule_id, holder="other", now=T0 + timedelta(minutes=31))
+    stuck = LeaseHeartbeat(
+        db, rule_id, holder="stuck", clock=lambda: T0 + timedelta(minutes=32), ttl=ttl
+    )
+    assert not stuck.beat() and stuck.renewals == 0
 
 
 def test_concurrent_schedulers_run_each_rule_once(db, staff):

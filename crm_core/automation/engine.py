@@ -11,6 +11,7 @@ never undoes the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -725,14 +726,19 @@ def execute(
     now: datetime,
     system: User,
     cursor: int = 0,
+    checkpoint: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Run ``rule`` once inside the caller's transaction: events, then every action."""
+    """Run ``rule`` once inside the caller's transaction: events, then every action.
+    ``checkpoint`` is called between the steps (the scheduler's lease check: it raises when
+    the run must stop)."""
     spec = spec_of(rule)
     outcome = Outcome(cursor=cursor)
     record_events(session, rule, spec, run, now=now, cursor=cursor, outcome=outcome)
     if not outcome.matched:
         return outcome
     for index, action in enumerate(spec.actions):
+        if checkpoint is not None:
+            checkpoint()
         handler = ACTIONS[action.type]
         n = handler(session, rule, action, index, run, now=now, system=system, outcome=outcome)
         outcome.count(action.type, n)

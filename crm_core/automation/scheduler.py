@@ -2,7 +2,9 @@
 
 Each rule has a lease row (``automation_state``): a process takes it with one conditional
 ``UPDATE`` (free, expired, or already its own), runs the rule in its own transaction and gives
-it back. Two schedulers — ``crm automate run`` from cron and the panel's in-process
+it back. While the rule runs, a heartbeat (``LeaseHeartbeat``) renews the lease from its own
+connection, so a run longer than the lease time is not taken over; a process that dies stops
+renewing and its lease expires. Two schedulers — ``crm automate run`` from cron and the panel's in-process
 ``Scheduler``, or several panel processes on one PostgreSQL database — therefore never run one
 rule at the same time, and a daily rule runs once a day (its state says the day it last ran).
 
@@ -23,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from crm_core.automation import engine
 from crm_core.automation.builtins import ensure_builtin_rules
@@ -85,6 +87,104 @@ def acquire_rule_lease(
             .execution_options(synchronize_session=False)
         )
         return engine.rowcount(result) > 0
+
+
+def renew_rule_lease(
+    db: Database, rule_id: int, *, holder: str, now: datetime, ttl: timedelta = DEFAULT_LEASE
+) -> bool:
+    """Extend our own lease on a rule to ``now + ttl`` (the heartbeat of a long run); False
+    when the lease is no longer ours (it expired and another scheduler took it)."""
+    with db.transaction() as s:
+        result = s.execute(
+            update(AutomationState)
+            .where(AutomationState.rule_id == rule_id, AutomationState.lease_holder == holder)
+            .values(lease_until=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        return engine.rowcount(result) > 0
+
+
+class LeaseLost(RuntimeError):
+    """Another scheduler took over the lease of a running rule (the run is rolled back)."""
+
+
+class LeaseHeartbeat:
+    """Keeps a running rule's lease alive: ``beat()`` renews it to ``clock() + ttl``; used as a
+    context manager, a background thread beats every ``every`` seconds (a third of the lease
+    time by default) until the run ends.
+
+    ``clock`` is the injected time (tests move it). A renewal that finds the lease taken over
+    sets ``lost``; ``check()`` then raises ``LeaseLost`` so the run rolls back instead of doing
+    its work a second time. A renewal that fails for another reason (the database busy) is
+    logged and tried again at the next beat.
+
+    On SQLite no thread is started: SQLite has one writer at a time, so while the rule's
+    transaction is open no other scheduler can write, hence none can take the lease (and a
+    renewal from another connection would only wait for that same transaction).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        rule_id: int,
+        *,
+        holder: str,
+        clock: Clock,
+        ttl: timedelta = DEFAULT_LEASE,
+        every: float | None = None,
+    ) -> None:
+        self.db, self.rule_id, self.holder, self.clock, self.ttl = db, rule_id, holder, clock, ttl
+        self.every = every if every is not None else max(1.0, ttl.total_seconds() / 3)
+        self.lost = False
+        self.renewals = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> bool:
+        """Renew the lease now; False once it has been taken over."""
+        if self.lost:
+            return False
+        try:
+            ok = renew_rule_lease(
+                self.db, self.rule_id, holder=self.holder, now=self.clock(), ttl=self.ttl
+            )
+        except SQLAlchemyError:
+            log.warning("could not renew the lease of rule %s; retrying", self.rule_id)
+            return True
+        if ok:
+            self.renewals += 1
+        else:
+            self.lost = True
+            log.error("the lease of rule %s was taken over by another scheduler", self.rule_id)
+        return ok
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` when another scheduler has taken the lease over."""
+        if self.lost:
+            raise LeaseLost(
+                f"rule {self.rule_id}: another scheduler took over the lease during the run; "
+                "this run's work was rolled back"
+            )
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            if not self.beat():
+                return
+
+    def __enter__(self) -> LeaseHeartbeat:
+        if self.db.dialect != "sqlite":
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._loop, name=f"crm-lease-{self.rule_id}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 def release_rule_lease(db: Database, rule_id: int, *, holder: str) -> None:
@@ -169,21 +269,38 @@ def run_rule(
     holder: str | None = None,
     force: bool = False,
     ttl: timedelta = DEFAULT_LEASE,
+    clock: Clock | None = None,
 ) -> RunResult:
     """Run one rule under its lease: once if due (or ``force``), in its own transaction.
     An error rolls the rule's work back (its events stay pending for the next run) and is
-    written to the run log; it never reaches the other rules."""
+    written to the run log; it never reaches the other rules.
+
+    The lease is renewed while the rule runs (``LeaseHeartbeat``, on ``clock``: by default
+    ``now`` plus the time the run has taken), so a long run keeps it."""
     holder = holder or new_holder()
+    if clock is None:
+        started = utcnow()
+
+        def clock() -> datetime:
+            return now + (utcnow() - started)
+
     with db.transaction() as s:
         rule = s.get(AutomationRule, rule_id)
         if rule is None:
             return RunResult(rule_id, "", "error", errors=[f"rule {rule_id} does not exist"])
         key = rule.key or str(rule.id)
-    if not acquire_rule_lease(db, rule_id, holder=holder, now=now, ttl=ttl):
+    try:
+        taken = acquire_rule_lease(db, rule_id, holder=holder, now=now, ttl=ttl)
+    except OperationalError as exc:
+        if db.dialect == "sqlite" and "locked" in str(exc):
+            return RunResult(rule_id, key, "busy")  # another process is writing (its run)
+        raise
+    if not taken:
         return RunResult(rule_id, key, "busy")
+    heartbeat = LeaseHeartbeat(db, rule_id, holder=holder, clock=clock, ttl=ttl)
     try:
         try:
-            with db.transaction() as s:
+            with heartbeat, db.transaction() as s:
                 rule = s.get(AutomationRule, rule_id)
                 state = s.get(AutomationState, rule_id)
                 assert rule is not None and state is not None
@@ -200,8 +317,15 @@ def run_rule(
                 s.add(run)
                 s.flush()
                 outcome = engine.execute(
-                    s, rule, run, now=now, system=get_system_user(s), cursor=state.cursor
+                    s,
+                    rule,
+                    run,
+                    now=now,
+                    system=get_system_user(s),
+                    cursor=state.cursor,
+                    checkpoint=heartbeat.check,
                 )
+                heartbeat.check()
                 _finish(run, outcome, now)
                 state.last_run_at = now
                 if rule.trigger in EVENT_TRIGGERS:
