@@ -354,3 +354,200 @@ def test_last_contact_is_the_latest_and_custom_fields_are_united(db, staff):
         assert s.get(Customer, b).last_contact_at == earlier
         mg.undo_merge(s, actor=staff.admin, merge_id=merge.id)
         assert s.get(Customer, b).last_contact_at == earlier - timedelta(days=30)
+
+
+# ---------------------------------------------------------------- records of other areas
+
+LINKED_MODULE_FIELDS = [
+    {"key": "title", "label_en": "Title", "field_type": "text", "required": True},
+    {"key": "customer", "label_en": "Customer", "field_type": "customer"},
+    {"key": "partner", "label_en": "Partner", "field_type": "customer"},
+]
+
+
+def _others_state(db, ids) -> dict:
+    """What other areas hold about the given customers: consent lines, import batch rows,
+    automation rows, and module records with their links, display names and value index."""
+    from crm_core.models import (
+        ConsentEvent,
+        ImportBatchRow,
+        ModuleRecord,
+        ModuleValue,
+        Notification,
+        OutboundEmail,
+        RuleEvent,
+    )
+
+    with db.transaction() as s:
+        out: dict = {}
+        for model in (ConsentEvent, ImportBatchRow, RuleEvent, Notification, OutboundEmail):
+            out[model.__tablename__] = sorted(
+                s.execute(
+                    select(model.id, model.customer_id).where(model.customer_id.in_(ids))
+                ).all()
+            )
+        out["module_records"] = sorted(
+            (r.id, r.customer_id, r.display_name, tuple(sorted(r.data.items())))
+            for r in s.scalars(select(ModuleRecord))
+        )
+        out["module_values"] = sorted(
+            s.execute(
+                select(ModuleValue.record_id, ModuleValue.field_key, ModuleValue.num_value).where(
+                    ModuleValue.field_key.in_(["customer", "partner"])
+                )
+            ).all()
+        )
+        return out
+
+
+@pytest.fixture
+def linked(db, staff):
+    """An imported customer (the loser) and a fuller one (the survivor), each pointed at by
+    consent lines, automation rows and custom-module records; plus an unrelated customer."""
+    from crm_core import privacy
+    from crm_core.importing import ImportOptions, run_import
+    from crm_core.lowcode import modules as lc_modules
+    from crm_core.lowcode import records as lc_records
+    from crm_core.models import AutomationRule, Notification, OutboundEmail, RuleEvent
+
+    admin = staff.admin
+    with db.transaction() as s:
+        report = run_import(
+            s, actor=admin, source="name,phone\n王伟,13800138000\n".encode(),
+            file_name="people.csv", options=ImportOptions(),
+        )  # fmt: skip
+        batch_id = report.batch_id
+        loser = s.scalar(select(Customer.id).where(Customer.name == "王伟"))
+    survivor = _create(
+        db, admin, name="王伟", phones=["13800138000"], city="杭州", street="文三路 100 号"
+    )
+    other = _create(db, admin, name="李娜", phones=["13900001111"])
+    with db.transaction() as s:
+        for cid, granted in ((loser, True), (survivor, False)):
+            privacy.record_consent(
+                s, actor=admin, customer_id=cid, purpose="marketing", granted=granted,
+                channel="web", text_version="v1",
+            )  # fmt: skip
+        rule = AutomationRule(name="birthday greeting")
+        s.add(rule)
+        s.flush()
+        event = RuleEvent(rule_id=rule.id, event_key=f"birthday:{loser}", customer_id=loser)
+        s.add(event)
+        s.flush()
+        s.add(Notification(user_id=admin.id, customer_id=loser, event_id=event.id, title="生日"))
+        s.add(OutboundEmail(customer_id=loser, to_addr="ww@example.com", subject="Happy birthday"))
+        lc_modules.define_module(
+            s, actor=admin, key="projects", name_en="Projects", fields=LINKED_MODULE_FIELDS,
+            display_field="partner",
+        )  # fmt: skip
+        records = {
+            name: lc_records.create_record(s, actor=admin, module_key="projects", data=data).id
+            for name, data in {
+                "both": {"title": "Rollout", "customer": loser, "partner": loser},
+                "partner": {"title": "Pilot", "customer": survivor, "partner": loser},
+                "unrelated": {"title": "Other", "customer": other, "partner": other},
+            }.items()
+        }
+    return {
+        "loser": loser,
+        "survivor": survivor,
+        "other": other,
+        "batch": batch_id,
+        "records": records,
+    }
+
+
+def test_merge_moves_records_of_other_areas_and_undo_restores_them(db, staff, linked):
+    from crm_core import activities
+    from crm_core.models import ModuleRecord
+
+    loser, survivor, other = linked["loser"], linked["survivor"], linked["other"]
+    ids = [loser, survivor, other]
+    before = _others_state(db, ids)
+    with db.transaction() as s:
+        version = s.get(Customer, survivor).version
+        merge = mg.merge_customers(
+            s, actor=staff.steward, customer_ids=[loser, survivor], survivor_id=survivor
+        )
+        merge_id = merge.id
+        detail = s.scalar(select(AuditEntry.detail).where(AuditEntry.action == "customer.merge"))
+    after = _others_state(db, ids)
+    for table in ("consent_events", "import_batch_rows", "automation_events", "notifications",
+                  "outbound_emails"):  # fmt: skip
+        assert after[table], table
+        assert {cid for _, cid in after[table]} == {survivor}, table
+    assert len(after["consent_events"]) == 2
+    both, partner, unrelated = (linked["records"][k] for k in ("both", "partner", "unrelated"))
+    with db.transaction() as s:
+        assert s.get(Customer, survivor).version > version  # open forms must reload
+        record = s.get(ModuleRecord, both)
+        assert record.data["customer"] == record.data["partner"] == survivor
+        assert (record.customer_id, record.display_name) == (survivor, str(survivor))
+        record = s.get(ModuleRecord, partner)
+        assert (record.data["customer"], record.data["partner"]) == (survivor, survivor)
+        assert s.get(ModuleRecord, unrelated).data["customer"] == other
+        titles = [
+            i.title
+            for i in activities.timeline(s, actor=staff.admin, customer_id=survivor)
+            if i.kind == "module"
+        ]
+        assert sorted(titles) == [str(survivor), str(survivor)]  # the display field: partner
+    assert {(rid, key) for rid, key, value in after["module_values"] if value == survivor} == {
+        (both, "customer"), (both, "partner"), (partner, "customer"), (partner, "partner")
+    }  # fmt: skip
+    assert not [v for v in after["module_values"] if v[2] == loser]
+    assert "module_records" in detail and "consent_events" in detail
+
+    with db.transaction() as s:
+        mg.undo_merge(s, actor=staff.steward, merge_id=merge_id)
+    assert _others_state(db, ids) == before
+
+
+def test_an_import_whose_customer_was_merged_is_not_reverted(db, staff, linked):
+    from crm_core.importing.batches import revert_batch, revert_check
+
+    loser, survivor = linked["loser"], linked["survivor"]
+    with db.transaction() as s:
+        mg.merge_customers(
+            s, actor=staff.steward, customer_ids=[loser, survivor], survivor_id=survivor
+        )
+    with db.transaction() as s:
+        assert revert_check(s, actor=staff.admin, batch_id=linked["batch"])
+        with pytest.raises(ConflictError):
+            revert_batch(s, actor=staff.admin, batch_id=linked["batch"])
+    with db.transaction() as s:
+        assert s.get(Customer, survivor).merged_into_id is None  # the survivor stays
+
+
+def test_undo_refused_when_a_moved_module_link_was_changed(db, staff, linked):
+    from crm_core.lowcode import records as lc_records
+    from crm_core.models import Notification
+
+    loser, survivor, other = linked["loser"], linked["survivor"], linked["other"]
+    with db.transaction() as s:
+        merge_id = mg.merge_customers(
+            s, actor=staff.steward, customer_ids=[loser, survivor], survivor_id=survivor
+        ).id
+    with db.transaction() as s:  # history may be pruned: that alone does not block the undo
+        s.execute(Notification.__table__.delete())
+    with db.transaction() as s:
+        lc_records.update_record(
+            s, actor=staff.admin, module_key="projects", record_id=linked["records"]["both"],
+            data={"partner": other},
+        )  # fmt: skip
+    state = _others_state(db, [loser, survivor, other])
+    with db.transaction() as s, pytest.raises(ConflictError) as err:
+        mg.undo_merge(s, actor=staff.steward, merge_id=merge_id)
+    assert f"module records {linked['records']['both']} were changed" in str(err.value)
+    assert "notifications" not in str(err.value)
+    assert _others_state(db, [loser, survivor, other]) == state
+    with db.transaction() as s:  # put the link back: the undo applies, without the notification
+        lc_records.update_record(
+            s, actor=staff.admin, module_key="projects", record_id=linked["records"]["both"],
+            data={"partner": survivor},
+        )  # fmt: skip
+    with db.transaction() as s:
+        mg.undo_merge(s, actor=staff.steward, merge_id=merge_id)
+    state = _others_state(db, [loser, survivor, other])
+    assert {cid for _, cid in state["consent_events"]} == {loser, survivor}
+    assert state["notifications"] == []

@@ -6,9 +6,18 @@ survivor is the most complete record (most non-empty fields, then the most recen
 then the oldest id) unless the caller names one.
 
 Every child record of the others (interactions, deals, orders, contracts, tickets, tasks,
-loyalty points, phones, emails, contact persons of a company) moves to the survivor, tags are
-united, and the others stay as tombstones (``merged_into_id``), hidden from every list. All of
-it happens in the caller's transaction and is audited. The merge row keeps a snapshot of the
+loyalty points, phones, emails, contact persons of a company) moves to the survivor, and so
+does every record of another area that points at them: consent ledger lines, import batch
+rows, the automation's events, notifications and queued e-mails, and custom-module records
+linked to them (``crm_core.dedupe.references``). Tags are united, the survivor gets a new
+version (a form opened before the merge must reload), and the others stay as tombstones
+(``merged_into_id``), hidden from every list. All of it happens in the caller's transaction
+and is audited.
+
+Not moved, on purpose: the de-duplication's own rows (blocking keys are rebuilt, candidate
+pairs, decisions and merge rows stay with the records they were about), tombstones of earlier
+merges (they keep pointing at the record they were merged into, which undoing that merge
+needs) and erasure fingerprints (an anonymised customer cannot be merged). The merge row keeps a snapshot of the
 prior state; ``undo_merge`` restores it exactly, keeping edits made since that do not touch
 what the merge changed, and refuses (changing nothing) when later edits collide with it.
 """
@@ -25,10 +34,11 @@ from sqlalchemy.orm import Session
 from crm_core import audit
 from crm_core.access import Actor, require
 from crm_core.customers import TEXT_FIELDS, CleanCustomer, _apply, _snapshot, load_customer
-from crm_core.dedupe import store
+from crm_core.dedupe import references, store
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.models import (
     CandidateStatus,
+    ConsentEvent,
     Contract,
     Customer,
     CustomerEmail,
@@ -36,9 +46,13 @@ from crm_core.models import (
     Deal,
     DedupeCandidate,
     DedupeMerge,
+    ImportBatchRow,
     Interaction,
     LoyaltyEntry,
+    Notification,
     Order,
+    OutboundEmail,
+    RuleEvent,
     Task,
     Ticket,
     UTCDateTime,
@@ -69,7 +83,17 @@ CHILDREN: dict[str, Any] = {
     "tickets": Ticket,
     "tasks": Task,
     "loyalty_entries": LoyaltyEntry,
+    "consent_events": ConsentEvent,
+    "import_batch_rows": ImportBatchRow,
+    "automation_events": RuleEvent,
+    "notifications": Notification,
+    "outbound_emails": OutboundEmail,
 }
+#: Child tables holding history that may be pruned: a row deleted since the merge is simply
+#: not moved back (the others refuse the undo).
+HISTORY: frozenset[str] = frozenset(
+    {"consent_events", "import_batch_rows", "automation_events", "notifications", "outbound_emails"}
+)
 #: Columns never restored from a snapshot (the ORM maintains them).
 _NOT_RESTORED = frozenset({"id", "version"})
 
@@ -294,6 +318,9 @@ def merge_customers(
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+    module_links = references.move_module_links(
+        session, loser_ids=loser_ids, survivor_id=survivor.id
+    )
     contacts = list(session.scalars(select(Customer).where(Customer.company_id.in_(loser_ids))))
     moved["contacts"] = {str(c.id): int(c.company_id or 0) for c in contacts if c.id not in ids}
     for contact in contacts:
@@ -317,6 +344,7 @@ def merge_customers(
     now = utcnow()
     for loser in losers:
         loser.merged_into_id = survivor.id
+    survivor.updated_at = now  # a new version: forms and imports that saw the old one must reload
     session.flush()
     session.expire_all()  # rows moved by UPDATE statements: reload what the session holds
     if not survivor.phone and survivor.phones:
@@ -333,6 +361,7 @@ def merge_customers(
     snapshot["moved_emails"] = moved_emails
     snapshot["dropped_emails"] = dropped_emails
     snapshot["moved"] = moved
+    snapshot["module_links"] = module_links
     snapshot["added_tags"] = added_tags
     merge = DedupeMerge(
         survivor_id=survivor.id,
@@ -362,6 +391,8 @@ def merge_customers(
         store.index_customer(session, c)
 
     children = {k: len(v) for k, v in moved.items() if v}
+    if module_links:
+        children["module_records"] = len(module_links)
     audit.record(
         session,
         actor=actor,
@@ -445,12 +476,15 @@ def _conflicts(session: Session, merge: DedupeMerge) -> list[str]:
         gone = [i for i in ids if i not in owners]
         elsewhere = [i for i in ids if i in owners and owners[i] != survivor.id]
         kind = name.replace("_", " ")
-        if gone:
+        if gone and name not in HISTORY:
             problems.append(f"{kind} {', '.join(map(str, gone))} were deleted since the merge")
         if elsewhere:
             problems.append(
                 f"{kind} {', '.join(map(str, elsewhere))} were moved to another customer since"
             )
+    problems += references.module_link_problems(
+        session, snap.get("module_links") or {}, survivor.id
+    )
     return problems
 
 
@@ -496,6 +530,8 @@ def undo_merge(
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+
+    references.restore_module_links(session, snap.get("module_links") or {}, survivor.id)
 
     # -- phones, emails and tags
     session.flush()
