@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     text,
@@ -565,7 +566,7 @@ def anonymise_customers(
     session.execute(
         update(Notification)
         .where(Notification.customer_id.in_(ids))
-        .values(title=REDACTED, body=None)
+        .values(title=REDACTED, title_key=None, title_params=null(), body=None)
     )
     session.execute(delete(OutboundEmail).where(OutboundEmail.customer_id.in_(ids)))
     # prior values kept to revert imports (an import that touched the person can no longer

@@ -7,6 +7,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_file
 
 from crm_core.automation.builtins import BUILTIN_RULES
+from crm_core.automation.email import FAILED_TITLE
 from crm_core.i18n import _catalog, translator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,7 @@ def _messages() -> set[str]:
     for rule in BUILTIN_RULES.values():
         found |= {rule["name"], rule["description"]}
         found |= {a["title"] for a in rule["actions"] if a.get("title")}
+    found.add(FAILED_TITLE)
     return found
 
 

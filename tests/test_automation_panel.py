@@ -12,7 +12,7 @@ from panel_fixtures import Panel, login
 from sqlalchemy import select
 
 from crm_core import automation as auto
-from crm_core import privacy
+from crm_core import privacy, users
 from crm_core.models import AutomationRule, ConsentEvent, RetentionPolicy
 
 
@@ -85,7 +85,10 @@ async def test_bell_counts_unread_notifications_and_run_log_lists_runs(
     await login(ui_user, "sales1")
     await ui_user.should_see(marker="notification-count")
     ui_user.find(marker="notification-bell").click()
-    await ui_user.should_see("New lead Lead Ltd")
+    await ui_user.should_see("New lead Lead Ltd")  # the bell's menu
+    ui_user.find(marker="notifications-all").click()
+    await ui_user.should_see(marker="notifications-read-all")
+    await ui_user.should_see("New lead Lead Ltd")  # the list
     ui_user.find(marker="notifications-read-all").click()
     await ui_user.should_not_see(marker="notification-count", retries=20)
     ui_user.find(marker="logout").click()
@@ -94,6 +97,29 @@ async def test_bell_counts_unread_notifications_and_run_log_lists_runs(
     await ui_user.should_see(marker="run-log")
     rows = next(iter(ui_user.find(ui.table).elements)).rows
     assert [(r["rule"], r["matched"]) for r in rows] == [("Tell the owner about leads", 1)]
+
+
+async def test_a_chinese_reader_sees_notification_titles_in_chinese(
+    ui_user: User, panel: Panel
+) -> None:
+    staff = panel.staff
+    now = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)  # birthdays of 10 March are 7 days ahead
+    with panel.db.transaction() as s:
+        for rule in auto.list_rules(s, actor=staff.admin):
+            auto.set_enabled(
+                s, actor=staff.admin, rule_id=rule.id, enabled=rule.key == "birthday_reminder"
+            )
+        users.set_locale(s, actor=staff.sales1, locale="zh")
+    panel.customer(staff.sales1, name="Li Na", birthday="1990-03-10")
+    auto.run_due(panel.db, now=now, deliver=False)
+    await login(ui_user, "sales1")
+    ui_user.find(marker="notification-bell").click()
+    await ui_user.should_see("Li Na 的生日还有 7 天")  # the bell's menu
+    await ui_user.should_see("全部通知")
+    await ui_user.open("/notifications")
+    await ui_user.should_see(marker="notifications-read-all")
+    await ui_user.should_see("Li Na 的生日还有 7 天")
+    await ui_user.should_not_see("Birthday of Li Na in 7 days")
 
 
 async def test_retention_policy_and_consent_are_recorded(ui_user: User, panel: Panel) -> None:

@@ -492,3 +492,35 @@ def test_weekday_rules_run_on_their_days_only(db, staff):
     sunday = monday - timedelta(days=1)
     assert [r.rule_key for r in auto.run_due(db, now=sunday, deliver=False)] == []
     assert [r.summary for r in auto.run_due(db, now=monday, deliver=False)] == [{"add_tag": 1}]
+
+
+def test_notification_titles_are_shown_in_each_readers_language(db, staff):
+    _enable_only(db, staff, "birthday_reminder")
+    now = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)  # birthdays of 10 March are 7 days ahead
+    _customer(db, staff.sales1, name="李娜", birthday="1990-03-10")
+    auto.run_due(db, now=now, deliver=False)
+    with db.transaction() as s:
+        (note,) = auto.list_notifications(s, actor=staff.sales1)
+        assert (note.title_key, note.title_params) == (
+            "Birthday of {name} in 7 days",
+            {"name": "李娜"},
+        )
+        assert auto.notification_title(note, "en") == "Birthday of 李娜 in 7 days"
+        assert auto.notification_title(note, "zh") == "李娜 的生日还有 7 天"
+        assert auto.notification_title(note, "zh_CN") == "李娜 的生日还有 7 天"
+    # an admin's own wording has no translation: every reader sees it as written
+    with db.transaction() as s:
+        auto.create_rule(
+            s,
+            actor=staff.admin,
+            data={
+                "name": "Leads",
+                "conditions": [{"op": "eq", "field": "name", "value": "李娜"}],
+                "actions": [{"type": "notify", "to": "owner", "title": "看看 {name}"}],
+            },
+        )
+    auto.run_due(db, now=now + timedelta(days=1), deliver=False)
+    with db.transaction() as s:
+        latest = auto.list_notifications(s, actor=staff.sales1)[0]
+        assert auto.notification_title(latest, "zh") == auto.notification_title(latest, "en")
+        assert auto.notification_title(latest, "en") == "看看 李娜"

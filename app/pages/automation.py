@@ -20,6 +20,8 @@ from crm_core.errors import InvalidInput
 from crm_core.i18n import translator
 
 DOMAIN = "automation"
+#: Unread notifications listed in the bell's menu.
+BELL_ITEMS = 5
 
 
 def _t(ctx: PageContext) -> Any:
@@ -252,7 +254,14 @@ def notifications_page(ctx: PageContext) -> None:
     _ = _t(ctx)
     items = ctx.run(
         lambda s, actor: [
-            (n.id, n.title, n.level, n.customer_id, n.read_at is None, ctx.dt(n.created_at))
+            (
+                n.id,
+                auto.notification_title(n, ctx.locale),
+                n.level,
+                n.customer_id,
+                n.read_at is None,
+                ctx.dt(n.created_at),
+            )
             for n in auto.list_notifications(s, actor=actor, limit=100)
         ]
     )
@@ -284,17 +293,38 @@ def notifications_page(ctx: PageContext) -> None:
 
 
 def bell(ctx: PageContext) -> None:
-    """The notification bell of the page header (unread count as a badge)."""
+    """The notification bell of the page header: the unread count as a badge and a menu of
+    the latest unread notifications (titles in the reader's language)."""
     _ = _t(ctx)
-    count = ctx.run(lambda s, actor: auto.unread_count(s, actor=actor), notify_errors=False) or 0
+
+    def latest(s: Any, actor: Any) -> tuple[int, list[tuple[int, str, int | None]]]:
+        count = auto.unread_count(s, actor=actor)
+        if not count:
+            return 0, []
+        items = auto.list_notifications(s, actor=actor, unread_only=True, limit=BELL_ITEMS)
+        return count, [(n.id, auto.notification_title(n, ctx.locale), n.customer_id) for n in items]
+
+    count, items = ctx.run(latest, notify_errors=False) or (0, [])
     with (
-        ui.button(icon="notifications", on_click=lambda: ui.navigate.to("/notifications"))
+        ui.button(icon="notifications")
         .props("flat round color=white")
         .tooltip(_("Notifications"))
         .mark("notification-bell")
     ):
         if count:
             ui.badge(str(count), color="red").props("floating").mark("notification-count")
+        with ui.menu().mark("notification-menu"), ui.list().props("dense").classes("min-w-64"):
+            if not items:
+                ui.item(_("No unread notifications.")).mark("notification-menu-empty")
+            for nid, title, customer_id in items:
+                target = f"/customers/{customer_id}" if customer_id else "/notifications"
+                ui.menu_item(title, on_click=lambda t=target: ui.navigate.to(t)).mark(
+                    f"bell-item-{nid}"
+                )
+            ui.separator()
+            ui.menu_item(
+                _("All notifications"), on_click=lambda: ui.navigate.to("/notifications")
+            ).mark("notifications-all")
 
 
 @panel_page(

@@ -24,6 +24,9 @@ from crm_core.settings import get_settings
 
 LEASE_NAME = "email-dispatch"
 MAX_ATTEMPTS = 6
+#: The admins' notification when an e-mail is given up (a message of the ``automation``
+#: catalogue, shown in each admin's language).
+FAILED_TITLE = "An automation e-mail could not be sent after {tries} tries"
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,9 @@ def _record(
                     Notification(
                         user_id=admin_id,
                         rule_id=email.rule_id,
-                        title=f"An automation e-mail could not be sent after {email.attempts} tries",
+                        title=FAILED_TITLE.format(tries=email.attempts),
+                        title_key=FAILED_TITLE,
+                        title_params={"tries": email.attempts},
                         body=error[:1000],
                         level="alert",
                         created_at=now,

@@ -282,6 +282,14 @@ def _template(text: str) -> ColumnElement[str]:
     return func.substr(out, 1, 255)
 
 
+def _name_params(session: Session) -> ColumnElement[Any]:
+    """``{"name": <the customer's name>}`` as a JSON value built in SQL: the parameters of a
+    notification title, rendered in each reader's language when read."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.jsonb_build_object(cast(literal("name"), String), Customer.name)
+    return func.json_object("name", Customer.name)
+
+
 def _fallback_admin(session: Session) -> int | None:
     return session.scalar(
         select(User.id).where(User.role == Role.ADMIN, User.active.is_(True)).order_by(User.id)
@@ -496,6 +504,8 @@ def _notify(
             literal(rule.id, Integer),
             ev.c.id,
             _template(action.title),
+            literal(action.title[:255], String),
+            _name_params(session),
             literal(action.body or None, String),
             literal(action.level, String),
             literal(now, UTCDateTime()),
@@ -510,6 +520,8 @@ def _notify(
         "rule_id",
         "event_id",
         "title",
+        "title_key",
+        "title_params",
         "body",
         "level",
         "created_at",

@@ -15,6 +15,7 @@ from crm_core.automation.builtins import ensure_builtin_rules
 from crm_core.automation.engine import Preview, preview, rowcount, spec_of
 from crm_core.automation.spec import EVENT_TRIGGERS, validate_rule
 from crm_core.errors import ConflictError, NotFound
+from crm_core.i18n import translator
 from crm_core.models import (
     AuditEntry,
     AutomationRule,
@@ -215,6 +216,19 @@ def list_notifications(
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
     return list(session.scalars(stmt.order_by(Notification.id.desc()).limit(limit)))
+
+
+def notification_title(notification: Notification, locale: str | None) -> str:
+    """The title in ``locale`` (``en`` or ``zh``): its message key translated with the
+    ``automation`` catalogue and its parameters filled in. A title without a key (written
+    before keys were kept, or anonymised) is shown as stored; a key without a translation
+    (a rule an admin wrote) in the words the admin used."""
+    if not notification.title_key:
+        return notification.title
+    text = translator(locale, "automation")(notification.title_key)
+    for name, value in (notification.title_params or {}).items():
+        text = text.replace("{" + str(name) + "}", "" if value is None else str(value))
+    return text
 
 
 def unread_count(session: Session, *, actor: Actor) -> int:

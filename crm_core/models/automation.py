@@ -128,7 +128,13 @@ class Notification(Base):
     event_id: Mapped[int | None] = mapped_column(
         ForeignKey("automation_events.id", ondelete="CASCADE")
     )
+    #: the title in English (as written; what a reader without a translation sees)
     title: Mapped[str] = mapped_column(String(255))
+    #: the message key of the title (an ``automation`` catalogue message such as
+    #: ``Birthday of {name} in 7 days``) and its parameters: each reader sees it in their
+    #: own language (``automation.notification_title``)
+    title_key: Mapped[str | None] = mapped_column(String(255))
+    title_params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     body: Mapped[str | None] = mapped_column(Text)
     level: Mapped[str] = mapped_column(String(10), default="info")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
