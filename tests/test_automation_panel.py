@@ -142,3 +142,30 @@ async def test_retention_policy_and_consent_are_recorded(ui_user: User, panel: P
         assert privacy.current_consent(s, actor=panel.staff.admin, customer_id=cid) == {
             "marketing": True
         }
+
+
+async def test_the_customer_page_leads_to_that_customers_consent_ledger(
+    ui_user: User, panel: Panel
+) -> None:
+    cid = panel.customer(panel.staff.sales1, name="Ledger Ltd")
+    other = panel.customer(panel.staff.sales1, name="Other Ltd")
+    with panel.db.transaction() as s:
+        for customer_id, channel in ((cid, "web form"), (other, "phone call")):
+            privacy.record_consent(
+                s,
+                actor=panel.staff.sales1,
+                customer_id=customer_id,
+                purpose="marketing",
+                granted=True,
+                channel=channel,
+                text_version="v3",
+            )
+    await login(ui_user, "sales1")
+    await ui_user.open(f"/customers/{cid}")
+    await ui_user.should_see("Ledger Ltd")
+    ui_user.find(marker="consent-link").click()
+    await ui_user.should_see(marker="consent-ledger")
+    await ui_user.should_see("web form")
+    await ui_user.should_not_see("phone call")
+    ui_user.find("Back to the customer").click()
+    await ui_user.should_see(marker="customer-name")

@@ -128,6 +128,11 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
         if c.kind == "company":
             ui.badge(_("Company")).props("outline")
         ui.space()
+        ui.button(
+            _("Consent"),
+            icon="verified_user",
+            on_click=lambda: ui.navigate.to(f"/customers/{customer_id}/consent"),
+        ).props("flat").mark("consent-link")
         if c.archived_at is None and view.can_archive:
             ui.button(_("Archive"), icon="archive", on_click=lambda: archive_dialog.open()).props(
                 "outline color=negative"
