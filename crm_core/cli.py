@@ -312,6 +312,7 @@ def _mount_optional() -> None:
         ("crm_core.dedupe.cli", "dedupe_app", "dedupe"),
         ("crm_core.importing.cli", "import_app", "import"),
         ("crm_core.importing.cli", "export_app", "export"),
+        ("crm_core.lowcode.cli", "modules_app", "modules"),
     ):
         try:
             sub = getattr(importlib.import_module(module), attr)

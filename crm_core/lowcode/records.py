@@ -609,6 +609,11 @@ def bulk_action(
     return len(ids)
 
 
+#: Columns of ``records_frame`` that are not fields: an import of an export skips them.
+EXPORT_ONLY_COLUMNS = ("id", "display_name", "customer_id", "archived_at", "created_at",
+                       "updated_at")  # fmt: skip
+
+
 def _column_map(ctx: _Ctx, columns: Iterable[Any]) -> dict[str, str]:
     names: dict[str, str] = {}
     for spec in ctx.specs:
@@ -619,7 +624,7 @@ def _column_map(ctx: _Ctx, columns: Iterable[Any]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for column in columns:
         key = names.get(str(column).strip().casefold())
-        if key is None and str(column).strip().casefold() not in ("id", "display_name"):
+        if key is None and str(column).strip().casefold() not in EXPORT_ONLY_COLUMNS:
             raise InvalidInput(
                 f"column '{column}' matches no field of this module", field=str(column)
             )
@@ -631,8 +636,8 @@ def _column_map(ctx: _Ctx, columns: Iterable[Any]) -> dict[str, str]:
 def import_records(
     session: Session, *, actor: Actor, module_key: str, frame: pd.DataFrame, source: str = "import"
 ) -> list[int]:
-    """Create one record per row of ``frame`` (columns named by field key or label): all or
-    nothing. Every bad row is reported (``errors`` keyed ``row N: field``) and nothing is
+    """Create one record per row of ``frame`` (columns named by field key or label; the
+    export's own columns such as ``id`` and ``created_at`` are skipped): all or nothing. Every bad row is reported (``errors`` keyed ``row N: field``) and nothing is
     written when any row fails. Returns the new record ids."""
     ctx = _ctx(session, module_key)
     perms.require(actor, ctx.module, "create")
