@@ -21,6 +21,11 @@ The pipeline, one module per step:
 * ``cluster``: connected components with a guard against chains;
 * ``api``: ``find_duplicates``, ``train_model`` and ``score_candidates`` (one new record
   against candidates, with ``blocking_keys`` telling a database which candidates to fetch).
+
+On the database (each service takes the acting user): ``store`` keeps every customer's
+blocking keys and checks a new or edited customer before it is saved (``check_customer``);
+``review`` scans into the review queue; ``merge`` merges and undoes, moving children and the
+records of other areas that point at a merged customer (``references``: custom-module links).
 """
 
 from crm_core.dedupe.api import DedupeResult, find_duplicates, score_candidates, train_model
