@@ -10,15 +10,16 @@ import re
 import unicodedata
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.validate_email import CASE_INSENSITIVE_MAILBOX_NAMES
 from pypinyin import Style, lazy_pinyin
 
 from crm_core.errors import InvalidInput
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_SPACES = re.compile(r"\s+")
 
 
 def clean_text(value: object) -> str | None:
@@ -27,9 +28,11 @@ def clean_text(value: object) -> str | None:
         return None
     if isinstance(value, float) and value != value:  # NaN from pandas
         return None
-    text = unicodedata.normalize("NFKC", str(value))
-    text = _SPACES.sub(" ", text).strip()
-    return text or None
+    text = value if type(value) is str else str(value)
+    if not text.isascii():  # NFKC leaves ASCII as it is
+        text = unicodedata.normalize("NFKC", text)
+    # str.split() and the regex \s agree on what whitespace is
+    return " ".join(text.split()) or None
 
 
 def has_cjk(text: str | None) -> bool:
@@ -58,15 +61,72 @@ def pinyin_key(name: str | None) -> str:
     return f"{''.join(syllables)} {''.join(s[0] for s in syllables)}"
 
 
+_PHONE_SEPARATORS = re.compile(r"[\s\-.()/]")
+_CN_META: Any = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+_CN_MOBILE = re.compile(str(_CN_META.mobile.national_number_pattern))
+_CN_GENERAL = re.compile(str(_CN_META.general_desc.national_number_pattern))
+_NATIONAL: dict[str, str] = {}  # E.164 -> national significant number, filled while parsing
+
+
+def _fast_cn_mobile(raw: str, region: str) -> str | None:
+    """E.164 of a Chinese mobile written in one of the usual ways, without a full parse.
+
+    This is phonenumbers' own rule for these numbers (the national number fully matches
+    China's mobile and general patterns from its metadata); anything else returns ``None``
+    and takes the full parse.
+    """
+    digits = _PHONE_SEPARATORS.sub("", raw)
+    if digits.startswith("+86"):
+        national = digits[3:]
+    elif region == "CN" and digits.startswith("0086"):
+        national = digits[4:]
+    elif region == "CN" and len(digits) == 11:
+        national = digits
+    elif region == "CN" and len(digits) == 13 and digits.startswith("86"):
+        national = digits[2:]
+    else:
+        return None
+    if (
+        len(national) == 11
+        and national.isascii()
+        and national.isdigit()
+        and _CN_MOBILE.fullmatch(national)
+        and _CN_GENERAL.fullmatch(national)
+    ):
+        return "+86" + national
+    return None
+
+
 @lru_cache(maxsize=200_000)
 def _parse_phone(raw: str, region: str) -> str:
+    fast = _fast_cn_mobile(raw, region)
+    if fast is not None:
+        return fast
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidInput(f"'{raw}' is not a phone number ({exc})", field="phone") from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidInput(f"'{raw}' is not a valid phone number", field="phone")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(_NATIONAL) > 500_000:
+        _NATIONAL.clear()
+    _NATIONAL[e164] = str(number.national_number)
+    return e164
+
+
+def national_number(e164: str) -> str | None:
+    """The national significant number of an E.164 phone (``+8613800138000`` ->
+    ``13800138000``), or ``None`` when it cannot be parsed."""
+    if e164.startswith("+86"):
+        return e164[3:]
+    known = _NATIONAL.get(e164)
+    if known is not None:
+        return known
+    try:
+        return str(phonenumbers.parse(e164).national_number)
+    except phonenumbers.NumberParseException:
+        return None
 
 
 def normalize_phone(raw: object, *, region: str = "CN", field: str = "phone") -> str | None:
@@ -92,8 +152,29 @@ def try_normalize_phone(raw: object, *, region: str = "CN") -> str | None:
         return None
 
 
+# a conservative subset of RFC 5322's dot-atom: anything it accepts, email-validator accepts
+# with the local part unchanged, so only the domain needs the full check (once per domain)
+_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*")
+
+
+@lru_cache(maxsize=50_000)
+def _check_domain(domain: str) -> str | None:
+    try:
+        result = validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return result.normalized.rpartition("@")[2].lower()
+
+
 @lru_cache(maxsize=200_000)
 def _check_email(text: str) -> str:
+    local, at, domain = text.rpartition("@")
+    if at and len(text) <= 254 and len(local) <= 64 and _SIMPLE_LOCAL.fullmatch(local):
+        checked = _check_domain(domain)
+        if checked is not None:
+            if local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:  # RFC 2142, as email-validator
+                local = local.lower()
+            return f"{local}@{checked}"
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
