@@ -40,6 +40,7 @@ from crm_core.models import (
 )
 from crm_core.normalize import (
     clean_text,
+    has_cjk,
     national_number,
     normalize_email,
     normalize_phone,
@@ -169,11 +170,32 @@ def to_out(actor: Actor, customer: Customer) -> CustomerOut:
     return CustomerOut(**data, field_mode=access.field_mode(actor))
 
 
+#: Follows each two-character search key in the search text (see ``short_search_keys``).
+SHORT_KEY_MARK = "\u241f"
+
+
+def short_search_keys(name: str, name_key: str) -> str:
+    """Two-character search keys of a Chinese name, each followed by ``SHORT_KEY_MARK``: every
+    pair of neighbouring Chinese characters (王小明 -> 王小, 小明) and two-letter pinyin
+    initials (李娜 -> ln). A two-character query ``q`` then becomes the three-character
+    ``q + SHORT_KEY_MARK``, which the trigram indexes (FTS5, pg_trgm) can look up, so
+    "小明" finds 王小明 without scanning every name."""
+    chars = [c for c in name if has_cjk(c)]
+    keys = {a + b for a, b in zip(chars, chars[1:], strict=False)}
+    initials = name_key.rpartition(" ")[2]
+    if len(initials) == 2:
+        keys.add(initials)
+    return "".join(k + SHORT_KEY_MARK for k in sorted(keys))
+
+
 def build_search_text(
     name: str, name_key: str, company: str | None, emails: Iterable[str], phones: Iterable[str]
 ) -> str:
-    """The text the quick search looks in: name, pinyin, company, emails and phone digits."""
+    """The text the quick search looks in: name, pinyin, short keys, company, emails and
+    phone digits."""
     parts = [name.lower(), name_key, (company or "").lower()]
+    if name_key:
+        parts.append(short_search_keys(name, name_key))
     parts += [e.lower() for e in emails]
     for e164 in phones:
         parts.append(e164.lstrip("+"))
@@ -722,7 +744,9 @@ class SearchPlan:
     ``kind`` is ``phone`` (exact E.164 match), ``text`` (trigram index: FTS5 on SQLite,
     pg_trgm on PostgreSQL; ``groups`` are alternatives, each a list of fragments that must all
     occur) or ``prefix`` (name or pinyin starting with ``prefix``: for fragments shorter than the
-    three characters a trigram index can match, such as the two-character name 王伟).
+    three characters a trigram index can match, such as the two-character name 王伟; a
+    two-character fragment also matches inside Chinese names and pinyin initials through
+    ``short_search_keys``).
     """
 
     kind: str
@@ -772,11 +796,25 @@ def search_condition(session: Session, query: str, *, cap: int | None = None) ->
         return Customer.id.in_(by_phone)
     if plan.kind == "prefix":
         p = plan.prefix
-        return or_(
+        starts = [
             _range(Customer.name, p),
             _range(Customer.name, p.capitalize()),
             _range(Customer.name_key, p),
-        )
+        ]
+        if len(p) == 2:  # two Chinese characters anywhere in a name, or pinyin initials
+            key = p + SHORT_KEY_MARK
+            if session.get_bind().dialect.name == "sqlite":
+                short = (
+                    select(text("rowid"))
+                    .select_from(text("customer_fts"))
+                    .where(
+                        text("customer_fts MATCH :short_key").bindparams(short_key=_fts_phrase(key))
+                    )
+                )
+                starts.append(Customer.id.in_(short))
+            else:
+                starts.append(Customer.search_text.like(f"%{_like_escape(key)}%", escape="\\"))
+        return or_(*starts)
     if session.get_bind().dialect.name == "sqlite":
         match = " OR ".join(
             "(" + " AND ".join(_fts_phrase(t) for t in group) + ")" for group in plan.groups

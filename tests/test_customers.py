@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core import customers as svc
+from crm_core.db import Database
 from crm_core.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
 from crm_core.models import AuditEntry, Customer
 
@@ -304,3 +305,42 @@ def test_keyset_paging_visits_every_row_once(db, staff):
             if cursor is None:
                 break
     assert seen == [f"Person {i:02d}" for i in range(23)]
+
+
+@pytest.mark.parametrize(("query", "expected"), [("小明", "王小明"), ("欧阳", "欧阳娜娜"),
+                                                  ("阳娜", "欧阳娜娜"), ("ln", "李娜"), ("wxm", "王小明")])  # fmt: skip
+def test_two_character_fragments_match_inside_chinese_names(db, staff, query, expected):
+    ids = {}
+    for name in ("王小明", "欧阳娜娜", "李娜", "小明 Smith", "Xiao Ming"):
+        ids[name], _ = _create(db, staff.admin, name=name)
+    with db.transaction() as s:
+        hits = [c.name for c in svc.search_customers(s, actor=staff.admin, query=query)]
+    assert expected in hits
+    # "小明 Smith" also starts with 小明; nothing without the fragment is returned
+    assert all(query in n or query in svc.pinyin_key(n).replace(" ", "") or n == expected
+               for n in hits)  # fmt: skip
+    assert "Xiao Ming" not in hits
+
+
+def test_two_character_keys_are_added_to_existing_customers_by_the_migration(tmp_path):
+    from sqlalchemy import text
+
+    from crm_core.migrate import upgrade
+    from crm_core.users import get_system_user
+
+    db = Database(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    db.init()
+    with db.transaction() as s:
+        cid = svc.create_customer(s, actor=get_system_user(s), data={"name": "王小明"}).id
+    with db.engine.begin() as conn:  # as the revision before 0020 left it: no short keys
+        conn.execute(text("UPDATE customers SET search_text = '王小明 wangxiaoming wxm'"))
+        conn.execute(
+            text("UPDATE alembic_version SET version_num = '0009' WHERE version_num = '0020'")
+        )
+    with db.transaction() as s:
+        assert svc.search_customers(s, actor=get_system_user(s), query="小明") == []
+    upgrade(db.engine)
+    with db.transaction() as s:
+        hits = svc.search_customers(s, actor=get_system_user(s), query="小明")
+    assert [c.id for c in hits] == [cid]
+    db.dispose()
