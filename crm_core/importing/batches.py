@@ -25,10 +25,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import multiprocessing
+import os
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -211,6 +214,64 @@ def _neutral_text(text: str) -> str:
     return text[1:] if text.startswith(_FORMULA_PREFIX) else text
 
 
+_Shaped = tuple[list[str], dict[str, Any], dict[str, str], list[tuple[str, str]]]
+#: Rows shaped in worker processes from this many rows on (see ``_shape_rows``).
+PARALLEL_SHAPING_FROM = 20_000
+_SHAPE_PART = 5_000
+_SHAPE_ARGS: dict[str, Any] = {}
+
+
+def _shape_part(part: Sequence[Sequence[str]]) -> list[_Shaped]:
+    """Clean and shape file rows: ``(values, customer data, errors, match keys)`` each; the
+    keys are ``(kind, value)`` with e-mails as written (the caller folds their case)."""
+    columns = _SHAPE_ARGS["columns"]
+    owners = _SHAPE_ARGS["owners"]
+    default_region = _SHAPE_ARGS["region"]
+    key_kinds = _SHAPE_ARGS["keys"]
+    out: list[_Shaped] = []
+    for original in part:
+        values = [_neutral_text(v) for v in original]
+        raw = cleaning.row_values(values, columns)
+        data, errors = cleaning.to_customer_data(raw, owners=owners)
+        keys: list[tuple[str, str]] = []
+        if not errors:
+            region = str(data.get("country") or default_region).upper()
+            for kind in key_kinds:
+                value = cleaning.match_value(kind, data, region=region, raw=raw)
+                if value is not None:
+                    keys.append((kind, value))
+            if not keys:
+                mapped = "\x1f".join(values[i] for i, _ in columns if i < len(values))
+                keys.append(("row", hashlib.sha256(mapped.encode()).hexdigest()))
+        out.append((values, data, errors, keys))
+    return out
+
+
+def _shape_rows(
+    rows: Sequence[Sequence[str]],
+    *,
+    columns: Sequence[tuple[int, str]],
+    owners: Mapping[str, int],
+    region: str,
+    keys: Sequence[str],
+) -> list[_Shaped]:
+    """``_shape_part`` over a chunk of the file, in forked worker processes for big chunks
+    (cleaning and phone parsing are most of an import's work); results keep file order."""
+    _SHAPE_ARGS.update(columns=list(columns), owners=dict(owners), region=region, keys=list(keys))
+    parts = [rows[i : i + _SHAPE_PART] for i in range(0, len(rows), _SHAPE_PART)]
+    workers = min(4, os.cpu_count() or 1)
+    try:
+        if workers > 1 and len(rows) >= PARALLEL_SHAPING_FROM:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                shaped = list(pool.map(_shape_part, parts))
+        else:
+            shaped = [_shape_part(part) for part in parts]
+    finally:
+        _SHAPE_ARGS.clear()
+    return [item for part in shaped for item in part]
+
+
 @dataclass
 class _Row:
     """One customer's input: a file row, or several rows sharing a key, merged."""
@@ -350,26 +411,20 @@ class _Run:
 
     def process(self, chunk: Chunk) -> None:
         rows: list[_Row] = []
-        for values, line in zip(chunk.rows, chunk.line_numbers, strict=True):
+        shaped = _shape_rows(
+            chunk.rows, columns=self.columns, owners=self.owners, region=self.region, keys=self.keys
+        )
+        for (values, data, errors, keys), line in zip(shaped, chunk.line_numbers, strict=True):
             self.report.total += 1
-            values = [_neutral_text(v) for v in values]
-            raw = cleaning.row_values(values, self.columns)
-            data, errors = cleaning.to_customer_data(raw, owners=self.owners)
             row = _Row([line], [values], data)
             if errors:
                 self._invalid(row, errors)
                 continue
-            region = str(data.get("country") or self.region).upper()
-            for kind in self.keys:
-                value = cleaning.match_value(kind, data, region=region, raw=raw)
-                if value is not None and kind == "email":
+            for kind, value in keys:
+                if kind == "email":
                     self.email_forms[value.lower()].add(value)
                     value = value.lower()
-                if value is not None:
-                    row.keys.append((kind, value))
-            if not row.keys:
-                mapped = "\x1f".join(values[i] for i, _ in self.columns if i < len(values))
-                row.keys.append(("row", hashlib.sha256(mapped.encode()).hexdigest()))
+                row.keys.append((kind, value))
             rows.append(row)
         self._match(_merge_groups(rows))
         self.email_forms.clear()
