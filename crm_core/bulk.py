@@ -340,7 +340,7 @@ _JOB: _Job | None = None
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector: a bulk run allocates millions of small objects
     that are all still alive, and each collection would walk them again (a quarter of
     the run's time at 100,000 rows). Reference counting still frees everything."""
@@ -354,7 +354,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _prepare_chunk(args: tuple[int, list[Mapping[str, Any]], list[int]]) -> _Prepared:
-    with _gc_paused():
+    with gc_paused():
         return _prepare(*args)
 
 
@@ -552,7 +552,7 @@ def bulk_create_customers(
             )
         prepared = iter(chunks)
     tag_ids: dict[str, int] = {}
-    with _gc_paused(), _batched_search_index(session) as indexed:
+    with gc_paused(), _batched_search_index(session) as indexed:
         for chunk in prepared:
             result.errors.extend(chunk.errors)
             for name in ("customers", "customer_phones", "customer_emails", "audit_entries"):

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
 from crm_core.access import Actor, require, visible_customers
-from crm_core.bulk import bulk_create_customers
+from crm_core.bulk import bulk_create_customers, gc_paused
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.importing import cleaning, reading
@@ -224,6 +224,11 @@ _SHAPE_ARGS: dict[str, Any] = {}
 def _shape_part(part: Sequence[Sequence[str]]) -> list[_Shaped]:
     """Clean and shape file rows: ``(values, customer data, errors, match keys)`` each; the
     keys are ``(kind, value)`` with e-mails as written (the caller folds their case)."""
+    with gc_paused():
+        return _shape(part)
+
+
+def _shape(part: Sequence[Sequence[str]]) -> list[_Shaped]:
     columns = _SHAPE_ARGS["columns"]
     owners = _SHAPE_ARGS["owners"]
     default_region = _SHAPE_ARGS["region"]
