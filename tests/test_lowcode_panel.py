@@ -236,3 +236,121 @@ async def test_layout_editor_changes_the_customer_and_module_forms(
     ui_user.find(marker="new-record").click()
     await ui_user.should_see(marker="field-rating")
     await ui_user.should_not_see(marker="field-customer")
+
+
+def form_fields(user: User, marker: str) -> list[str]:
+    """The field keys inside an element, in the order the page shows them."""
+    (element,) = user.find(marker=marker).elements
+    return [
+        m.removeprefix("field-")
+        for e in element.descendants()
+        for m in e._markers
+        if m.startswith("field-")
+    ]
+
+
+async def test_customer_page_renders_the_stored_layout_like_module_pages(
+    ui_user: User, panel: Panel
+) -> None:
+    from crm_core.lowcode import layouts
+
+    cid = panel.customer(
+        panel.staff.sales1, name="Acme", city="Hangzhou", notes="secret note", industry="Retail"
+    )
+    with panel.db.transaction() as s:
+        layouts.save_layout(
+            s, actor=panel.staff.admin, entity="customer",
+            sections=[
+                {"title_en": "Identity", "title_zh": "身份", "columns": 1,
+                 "fields": ["phones", "name"]},
+                {"title_en": "Business", "columns": 3,
+                 "fields": ["industry", "notes", "city", "company_name"]},
+            ],
+            help={"city": "Where the head office is"}, hidden={"notes": ["sales"]},
+        )  # fmt: skip
+    await login(ui_user, "sales1")
+    await ui_user.open(f"/customers/{cid}")
+    await ui_user.should_see("Identity", marker="section-0")
+    await ui_user.should_see("Business", marker="section-1")
+    await ui_user.should_see("More", marker="section-2")  # fields the layout does not place
+    assert form_fields(ui_user, "section-0-columns-1") == ["phones", "name"]
+    assert form_fields(ui_user, "section-1-columns-3") == ["industry", "city", "company_name"]
+    await ui_user.should_not_see(marker="field-notes")
+    await ui_user.should_not_see("secret note")
+    (city,) = ui_user.find(marker="field-city").elements
+    assert city.props["hint"] == "Where the head office is" and city.value == "Hangzhou"
+    # the form still saves through the customer service
+    ui_user.find(marker="field-city").clear().type("Ningbo")
+    ui_user.find(marker="save").click()
+    await ui_user.should_see("Saved.")
+    with panel.db.transaction() as s:
+        from crm_core.models import Customer
+
+        row = s.get(Customer, cid)
+        assert (row.city, row.notes) == ("Ningbo", "secret note")
+    ui_user.find(marker="logout").click()
+    await login(ui_user, "admin")
+    await ui_user.open(f"/customers/{cid}")
+    await ui_user.should_see(marker="section-1-columns-3")
+    assert form_fields(ui_user, "section-1-columns-3") == [
+        "industry", "notes", "city", "company_name",
+    ]  # fmt: skip
+    (notes,) = ui_user.find(marker="field-notes").elements
+    assert notes.value == "secret note"
+
+
+async def test_link_fields_pick_from_a_search(ui_user: User, panel: Panel) -> None:
+    mine = panel.customer(panel.staff.sales1, name="Acme Mine", city="Hangzhou")
+    theirs = panel.customer(panel.staff.sales2, name="Acme Theirs")
+    with panel.db.transaction() as s:
+        mod.define_module(
+            s, actor=panel.staff.admin, key="sites", name_en="Sites",
+            fields=[{"key": "name", "label_en": "Name", "field_type": "text"}],
+        )  # fmt: skip
+        mod.define_module(
+            s, actor=panel.staff.admin, key="jobs", name_en="Jobs",
+            fields=[
+                {"key": "title", "label_en": "Title", "field_type": "text", "required": True},
+                {"key": "customer", "label_en": "Customer", "field_type": "customer"},
+                {"key": "engineer", "label_en": "Engineer", "field_type": "user"},
+                {"key": "site", "label_en": "Site", "field_type": "module",
+                 "link_module": "sites"},
+            ],
+        )  # fmt: skip
+        harbour = rec.create_record(
+            s, actor=panel.staff.sales1, module_key="sites", data={"name": "Harbour gate"}
+        ).id
+        rec.create_record(s, actor=panel.staff.sales1, module_key="sites", data={"name": "Depot"})
+    await login(ui_user, "sales1")
+    await ui_user.open("/modules/jobs")
+    ui_user.find(marker="new-record").click()
+    await ui_user.should_see(marker="record-form")
+    (customer,) = ui_user.find(marker="field-customer").elements
+    assert isinstance(customer, ui.select)
+    ui_user.find(marker="field-customer").trigger("inputValue", "acme")
+    assert [k for k in customer.options if k != ""] == [mine]  # not the other rep's customer
+    assert customer.options[mine].startswith("Acme Mine")
+    choose(ui_user, "field-customer", mine)
+    ui_user.find(marker="field-engineer").trigger("inputValue", "sales2")
+    (engineer,) = ui_user.find(marker="field-engineer").elements
+    assert [k for k in engineer.options if k != ""] == [panel.staff.sales2.id]
+    choose(ui_user, "field-engineer", panel.staff.sales2.id)
+    ui_user.find(marker="field-site").trigger("inputValue", "harb")
+    (site,) = ui_user.find(marker="field-site").elements
+    assert list(site.options.values())[1:] == [f"Harbour gate (#{harbour})"]
+    choose(ui_user, "field-site", harbour)
+    ui_user.find(marker="field-title").type("Fix the gate")
+    ui_user.find(marker="save-record").click()
+    await eventually(lambda: table_names(ui_user), ["Fix the gate"])
+    with panel.db.transaction() as s:
+        (saved,) = rec.list_records(s, actor=panel.staff.admin, module_key="jobs").items
+        assert saved.data == {"title": "Fix the gate", "customer": mine,
+                              "engineer": panel.staff.sales2.id, "site": harbour}  # fmt: skip
+        assert saved.customer_id == mine and theirs != mine
+    # the record opens with the linked records' names, not their ids
+    ui_user.find(marker="record-table").trigger("rowClick", [{}, {"id": saved.id}])
+    await ui_user.should_see(marker="record-form")
+    (customer,) = ui_user.find(marker="field-customer").elements
+    assert customer.value == mine and customer.options[mine].startswith("Acme Mine")
+    (site,) = ui_user.find(marker="field-site").elements
+    assert site.options[harbour] == f"Harbour gate (#{harbour})"

@@ -5,6 +5,7 @@ and on SQLite is answered by the index rather than a scan of every record's text
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from conftest import make_staff
 from sqlalchemy import text
 
@@ -116,3 +117,56 @@ def test_records_written_before_the_index_existed_are_found(sqlite_db):
     create(sqlite_db, staff.admin, title="Old record", site="Harbour")
     migrate_up(sqlite_db.engine)
     assert found(sqlite_db, staff.admin, "harbour") == ["Old record"]
+
+
+def test_link_pickers_offer_what_the_user_may_see(db, staff):
+    from crm_core import customers as customer_svc
+    from crm_core.errors import InvalidInput
+    from crm_core.lowcode import links
+
+    define(db, staff)
+    with db.transaction() as s:
+        mine = customer_svc.create_customer(s, actor=staff.sales1, data={"name": "Acme Mine"}).id
+        theirs = customer_svc.create_customer(s, actor=staff.sales2, data={"name": "Acme Th"}).id
+        mod.define_module(
+            s, actor=staff.admin, key="visits", name_en="Visits",
+            fields=[
+                {"key": "title", "label_en": "Title", "field_type": "text"},
+                {"key": "customer", "label_en": "Customer", "field_type": "customer"},
+                {"key": "rep", "label_en": "Rep", "field_type": "user"},
+                {"key": "job", "label_en": "Job", "field_type": "module", "link_module": "jobs"},
+            ],
+        )  # fmt: skip
+    job = create(db, staff.sales1, title="Tower crane", site="Harbour")
+    create(db, staff.sales2, title="Tower two")  # not linked to a customer: its creator's only
+
+    def offered(actor, field_key, query):
+        with db.transaction() as s:
+            found = links.search_links(
+                s, actor=actor, module_key="visits", field_key=field_key, query=query
+            )
+            return [(c.id, c.label) for c in found]
+
+    assert offered(staff.sales1, "customer", "acme") == [(mine, f"Acme Mine (#{mine})")]
+    assert sorted(i for i, _ in offered(staff.manager, "customer", "acme")) == [mine]  # team A
+    assert sorted(i for i, _ in offered(staff.admin, "customer", "acme")) == [mine, theirs]
+    assert [i for i, _ in offered(staff.sales1, "customer", "")] == [mine]  # newest first
+    assert [i for i, _ in offered(staff.sales1, "rep", "SALES2")] == [staff.sales2.id]
+    assert offered(staff.sales1, "job", "tower") == [(job, f"Tower crane (#{job})")]
+    with db.transaction() as s:
+        rid = rec.create_record(
+            s, actor=staff.admin, module_key="visits",
+            data={"title": "V", "customer": theirs, "rep": staff.sales2.id, "job": job},
+        ).id  # fmt: skip
+        data = rec.get_record(s, actor=staff.admin, module_key="visits", record_id=rid).data
+        assert links.link_labels(s, actor=staff.admin, module_key="visits", data=data) == {
+            "customer": f"Acme Th (#{theirs})",
+            "rep": "sales2 (sales2)",
+            "job": f"Tower crane (#{job})",
+        }
+        # a linked record the reader may not see shows as its number only
+        labels = links.link_labels(s, actor=staff.sales1, module_key="visits", data=data)
+        assert labels["customer"] == f"#{theirs}" and labels["job"] == f"Tower crane (#{job})"
+    with pytest.raises(InvalidInput) as err, db.transaction() as s:
+        links.search_links(s, actor=staff.admin, module_key="visits", field_key="title", query="")
+    assert err.value.field == "title" and "not a link field" in err.value.message

@@ -4,13 +4,14 @@ conflicts shown with both values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from nicegui import ui
 
 from app.components.duplicate_warning import IDENTITY_FIELDS, DuplicateWarning
+from app.components.record_form import render_form
 from app.components.timeline import timeline_view
 from app.frame import PageContext, panel_page
 from app.pages.customers import stage_labels
@@ -28,7 +29,7 @@ from crm_core.customfields import list_definitions
 from crm_core.dedupe.store import check_customer
 from crm_core.errors import ConflictError, InvalidInput
 from crm_core.i18n import translator
-from crm_core.lowcode.layouts import resolve_layout
+from crm_core.lowcode.layouts import CUSTOMER_FIELDS, ResolvedLayout, resolve_layout
 
 LIST_FIELDS = ("phones", "emails", "tags")
 #: Timeline events shown at first; "Show more" adds as many again.
@@ -96,8 +97,48 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _split(value: str | None) -> list[str]:
+def _split(value: str | list[str] | None) -> list[str]:
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
     return [v.strip() for v in (value or "").replace(";", ",").split(",") if v.strip()]
+
+
+def _shown(layout: ResolvedLayout, field_mode: str | None) -> ResolvedLayout:
+    """The layout without the fields the viewer's access gives no value for: support sees
+    contact fields only, custom fields need the full profile."""
+
+    def keep(key: str) -> bool:
+        if field_mode == "contact":
+            return key in CONTACT_ONLY
+        return field_mode == "full" or not key.startswith("custom.")
+
+    sections = [
+        replace(sec, fields=[f for f in sec.fields if keep(f.key)]) for sec in layout.sections
+    ]
+    return ResolvedLayout(layout.entity, [sec for sec in sections if sec.fields])
+
+
+def _form_values(c: CustomerOut) -> dict[str, Any]:
+    """The profile as the record form shows it (lists of phones and e-mails as text)."""
+    values: dict[str, Any] = {
+        key: getattr(c, key, None) for key in (f.key for f in CUSTOMER_FIELDS)
+    }
+    values.update(
+        kind=c.kind or "person",
+        lifecycle_stage=c.lifecycle_stage or "lead",
+        value_tier=c.value_tier or "",
+        owner_id=c.owner_id or "",
+        phones=_as_text(c.phones),
+        emails=_as_text(c.emails),
+        tags=list(c.tags or []),
+        birthday=_as_text(c.birthday),
+    )
+    values.update({f"custom.{k}": v for k, v in (c.custom or {}).items()})
+    return values
+
+
+def _current(widget: Any) -> Any:
+    return widget.value if widget.value is not None else ""
 
 
 def _field_key(error_field: str) -> str:
@@ -182,129 +223,31 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
             ui.navigate.reload()
 
     # ------------------------------------------------------------ profile form
-    labels = {
-        "name": _("Name"),
-        "kind": _("Kind"),
-        "phones": _("Phones"),
-        "emails": _("Emails"),
-        "company_name": _("Company"),
-        "position": _("Position"),
-        "industry": _("Industry"),
-        "size": _("Company size"),
-        "source": _("Source"),
-        "country": _("Country"),
-        "province": _("Province / state"),
-        "city": _("City"),
-        "district": _("District"),
-        "street": _("Street"),
-        "postcode": _("Postcode"),
-        "birthday": _("Birthday"),
-        "lifecycle_stage": _("Lifecycle stage"),
-        "value_tier": _("Value tier"),
-        "owner_id": _("Owner"),
-        "tags": _("Tags"),
-        "notes": _("Notes"),
-    }
-    if c.field_mode == "contact":
-        labels = {k: v for k, v in labels.items() if k in CONTACT_ONLY}
-    # field order, per-role hidden fields and help text come from the form layout service
+    # sections, columns, field order, help text and per-role hidden fields come from the form
+    # layout service, rendered by the record form the module pages use
     layout = ctx.run(lambda s, actor: resolve_layout(s, actor=actor, entity="customer"))
-    placed = {f.key: f for sec in layout.sections for f in sec.fields} if layout else {}
-    if layout is not None:
-        labels = {k: labels[k] for k in placed if k in labels}
-        order = list(placed)
-        view.definitions = sorted(
-            (d for d in view.definitions if f"custom.{d['key']}" in placed),
-            key=lambda d: order.index(f"custom.{d['key']}"),
-        )
-    widgets: dict[str, Any] = {}
-    errors: dict[str, ui.label] = {}
-    original: dict[str, Any] = {}
-
-    def add(key: str, widget: Any, value: Any) -> None:
-        widget.classes("w-full").props("dense outlined" if key != "notes" else "outlined")
-        widget.mark(f"field-{key}")
-        if key in placed and placed[key].help_text:
-            widget.tooltip(placed[key].help_text)
-        if not view.editable:
-            widget.props("readonly")
-        widgets[key] = widget
-        original[key] = value
-        errors[key] = ui.label("").classes("text-negative text-xs").mark(f"error-{key}")
+    if layout is None:
+        return
+    layout = _shown(layout, c.field_mode)
+    labels = {f.key: f.label(ctx.locale) for sec in layout.sections for f in sec.fields}
+    owners: dict[Any, str] = {"": "", **view.owners}
+    if c.owner_id and c.owner_id not in owners:
+        owners[c.owner_id] = f"#{c.owner_id}"
+    options: dict[str, dict[Any, str]] = {
+        "kind": {"person": _("Person"), "company": _("Company")},
+        "lifecycle_stage": stages,
+        "value_tier": {"": "", "A": "A", "B": "B", "C": "C"},
+        "owner_id": owners,
+    }
 
     with ui.element("div").classes("w-full grid grid-cols-1 lg:grid-cols-5 gap-4"):
         with ui.card().classes("lg:col-span-3 w-full").mark("profile"):
             ui.label(_("Profile")).classes("text-lg")
-            with ui.grid().classes("w-full grid-cols-1 sm:grid-cols-2 gap-x-3 gap-y-0"):
-                for key, label in labels.items():
-                    with ui.column().classes(
-                        "gap-0 w-full" + (" sm:col-span-2" if key == "notes" else "")
-                    ):
-                        raw = getattr(c, key, None)
-                        if key == "kind":
-                            value = raw or "person"
-                            w = ui.select(
-                                {"person": _("Person"), "company": _("Company")},
-                                label=label,
-                                value=value,
-                            )
-                        elif key == "lifecycle_stage":
-                            value = raw or "lead"
-                            w = ui.select(stages, label=label, value=value)
-                        elif key == "value_tier":
-                            value = raw or ""
-                            w = ui.select(
-                                {"": "", "A": "A", "B": "B", "C": "C"}, label=label, value=value
-                            )
-                        elif key == "owner_id":
-                            value = raw or 0
-                            options = {0: "", **view.owners}
-                            if value and value not in options:
-                                options[value] = f"#{value}"
-                            w = ui.select(options, label=label, value=value)
-                        elif key == "birthday":
-                            value = _as_text(raw)
-                            w = ui.input(label, value=value).props("type=date")
-                        elif key == "notes":
-                            value = _as_text(raw)
-                            w = ui.textarea(label, value=value)
-                        else:
-                            value = _as_text(raw)
-                            w = ui.input(label, value=value)
-                        add(key, w, value)
-                if c.field_mode == "full":
-                    for d in view.definitions:
-                        key = f"custom.{d['key']}"
-                        label = (
-                            d["label_zh"] if ctx.locale == "zh" and d["label_zh"] else d["label_en"]
-                        )
-                        label += " *" if d["required"] else ""
-                        raw = (c.custom or {}).get(d["key"])
-                        with ui.column().classes("gap-0 w-full"):
-                            if d["type"] == "choice":
-                                value = raw or ""
-                                w = ui.select(
-                                    {"": "", **{x: x for x in d["choices"]}},
-                                    label=label,
-                                    value=value,
-                                )
-                            elif d["type"] == "yes_no":
-                                value = {True: "yes", False: "no"}.get(raw, "")
-                                w = ui.select(
-                                    {"": "", "yes": _("Yes"), "no": _("No")},
-                                    label=label,
-                                    value=value,
-                                )
-                            elif d["type"] == "date":
-                                value = _as_text(raw)
-                                w = ui.input(label, value=value).props("type=date")
-                            elif d["type"] == "number":
-                                value = _as_text(raw)
-                                w = ui.input(label, value=value).props("inputmode=decimal")
-                            else:
-                                value = _as_text(raw)
-                                w = ui.input(label, value=value)
-                            add(key, w, value)
+            widgets, errors = render_form(
+                layout, _form_values(c), locale=ctx.locale, readonly=not view.editable,
+                options=options, wide=("notes",),
+            )  # fmt: skip
+            original = {key: _current(w) for key, w in widgets.items()}
             if view.editable:
                 with ui.row().classes("gap-2"):
                     ui.button(_("Save"), icon="save", on_click=lambda: save()).mark("save")
@@ -356,7 +299,7 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
         changes: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         for key, widget in widgets.items():
-            value = widget.value if widget.value is not None else ""
+            value = _current(widget)
             if value == original[key]:
                 continue
             if key.startswith("custom."):
@@ -381,7 +324,7 @@ def customer_page(ctx: PageContext, customer_id: int) -> None:
 
     def saved_ok() -> None:
         for key, widget in widgets.items():
-            original[key] = widget.value if widget.value is not None else ""
+            original[key] = _current(widget)
         for label in errors.values():
             label.text = ""
         conflict_box.clear()

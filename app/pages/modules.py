@@ -1,7 +1,9 @@
 """Custom modules in the panel: admins define record types and their fields; everyone with
 the module's read permission lists, searches, filters, pages, creates, edits, archives and
 restores its records, runs bulk actions, imports and exports. Forms render from the layout
-service (``crm_core.lowcode.layouts``), the same field specs the customer page uses."""
+service (``crm_core.lowcode.layouts``) through the shared record form
+(``app.components.record_form``), the one the customer page uses; link fields get a picker
+that searches the linked customers, users or module records (``crm_core.lowcode.links``)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from typing import Any
 import pandas as pd
 from nicegui import ui
 
+from app.components.record_form import SearchFn, as_text, form_values, render_form, show_errors
 from app.frame import PageContext, panel_page
 from crm_core.i18n import translator
-from crm_core.lowcode import layouts, modules, records
+from crm_core.lowcode import layouts, links, modules, records
 from crm_core.lowcode import permissions as perms
 from crm_core.lowcode.fieldspec import FieldSpec, ModuleFieldType
 from crm_core.lowcode.records import Condition, RecordFilter
@@ -33,81 +36,6 @@ def _t(ctx: PageContext) -> Any:
 
 def _name(ctx: PageContext, en: str, zh: str | None) -> str:
     return zh if ctx.locale == "zh" and zh else en
-
-
-# ---------------------------------------------------------------- the shared form renderer
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def field_widget(spec: FieldSpec, value: Any, *, locale: str, readonly: bool = False) -> Any:
-    """One input for a ``FieldSpec`` (the same for built-in and custom fields)."""
-    _ = translator(locale, "lowcode")
-    label = spec.label(locale) + (" *" if spec.required else "")
-    kind = spec.field_type
-    if kind in ("choice", "yes_no"):
-        options = (
-            {"": "", **{c: c for c in spec.choices}}
-            if kind == "choice"
-            else {"": "", "yes": _("Yes"), "no": _("No")}
-        )
-        widget = ui.select(options, label=label, value=_as_text(value))
-    elif kind == "multi_choice":
-        widget = ui.select(list(spec.choices), label=label, value=list(value or []), multiple=True)
-    elif kind == "long_text":
-        widget = ui.textarea(label, value=_as_text(value))
-    elif kind == "date":
-        widget = ui.input(label, value=_as_text(value)).props("type=date")
-    elif kind == "datetime":
-        text = _as_text(value).replace("Z", "")[:16]
-        widget = ui.input(label, value=text).props("type=datetime-local")
-    elif kind in ("number", "money", "customer", "user", "module"):
-        widget = ui.input(label, value=_as_text(value)).props("inputmode=decimal")
-    else:
-        widget = ui.input(label, value=_as_text(value))
-    widget.classes("w-full").props("dense outlined").mark(f"field-{spec.key}")
-    if spec.help_text:
-        widget.tooltip(spec.help_text)
-        widget.props(f'hint="{spec.help_text}"')
-    if readonly:
-        widget.props("readonly")
-    return widget
-
-
-def render_form(
-    layout: layouts.ResolvedLayout, values: dict[str, Any], *, locale: str, readonly: bool = False
-) -> tuple[dict[str, Any], dict[str, ui.label]]:
-    """Render a resolved layout's sections; returns the widgets and error labels by key."""
-    widgets: dict[str, Any] = {}
-    errors: dict[str, ui.label] = {}
-    for section in layout.sections:
-        ui.label(section.title(locale)).classes("text-subtitle1 mt-2")
-        columns = f"grid-cols-1 sm:grid-cols-{section.columns}"
-        with ui.grid().classes(f"w-full {columns} gap-x-3 gap-y-0"):
-            for spec in section.fields:
-                with ui.column().classes("gap-0 w-full"):
-                    widgets[spec.key] = field_widget(
-                        spec, values.get(spec.key), locale=locale, readonly=readonly
-                    )
-                    errors[spec.key] = (
-                        ui.label("").classes("text-negative text-xs").mark(f"error-{spec.key}")
-                    )
-    return widgets, errors
-
-
-def form_values(widgets: dict[str, Any]) -> dict[str, Any]:
-    return {k: (w.value if w.value != "" else None) for k, w in widgets.items()}
-
-
-def show_errors(errors: dict[str, ui.label], exc: Any) -> None:
-    for key, label in errors.items():
-        label.set_text(exc.errors.get(key, "") if exc is not None else "")
 
 
 # ---------------------------------------------------------------- module list and definition
@@ -291,7 +219,7 @@ def module_records_page(ctx: PageContext, module_key: str) -> None:
         more.set_visibility(page.next_cursor is not None)
         table.rows = [
             {"id": r.id, "display_name": r.display_name,
-             **{k: _as_text(", ".join(v) if isinstance(v, list) else v) for k, v in r.data.items()}}
+             **{k: as_text(", ".join(v) if isinstance(v, list) else v) for k, v in r.data.items()}}
             for r in page.items
         ]  # fmt: skip
         table.selected = []
@@ -335,9 +263,6 @@ def module_records_page(ctx: PageContext, module_key: str) -> None:
         except (ValueError, UnicodeDecodeError) as exc:
             ui.notify(str(exc), type="negative")
             return
-        frame = frame.drop(columns=[c for c in ("id", "display_name", "customer_id",
-                                                "archived_at", "created_at", "updated_at")
-                                    if c in frame.columns])  # fmt: skip
         done = ctx.run(
             lambda s, actor: records.import_records(
                 s, actor=actor, module_key=module_key, frame=frame
@@ -348,17 +273,35 @@ def module_records_page(ctx: PageContext, module_key: str) -> None:
             reload()
 
     dialog = ui.dialog().props("maximized=false")
+    link_keys = [f.key for f in specs if f.field_type in ("customer", "user", "module")]
+
+    def picker(field_key: str) -> SearchFn:
+        """Search of a link field's picker: the service, under the user's access rights."""
+
+        def search(text: str) -> dict[Any, str] | None:
+            found = ctx.run(
+                lambda s, actor: links.search_links(
+                    s, actor=actor, module_key=module_key, field_key=field_key, query=text
+                )
+            )
+            return None if found is None else {c.id: c.label for c in found}
+
+        return search
 
     def open_form(record_id: int | None) -> None:
         out = None
+        labels: dict[str, str] = {}
         if record_id is not None:
-            out = ctx.run(
-                lambda s, actor: records.get_record(
-                    s, actor=actor, module_key=module_key, record_id=record_id
-                )
-            )
-            if out is None:
+
+            def read(s: Any, actor: Any) -> tuple[Any, dict[str, str]]:
+                got = records.get_record(s, actor=actor, module_key=module_key, record_id=record_id)
+                names = links.link_labels(s, actor=actor, module_key=module_key, data=got.data)
+                return got, names
+
+            found = ctx.run(read)
+            if found is None:
                 return
+            out, labels = found
         dialog.clear()
         editable = meta["can"]["edit" if out else "create"] and (
             out is None or out.archived_at is None
@@ -370,7 +313,8 @@ def module_records_page(ctx: PageContext, module_key: str) -> None:
             ui.label(out.display_name if out else _("New record")).classes("text-lg")
             widgets, errors = render_form(
                 meta["layout"], dict(out.data) if out else {}, locale=ctx.locale,
-                readonly=not editable,
+                readonly=not editable, pickers={k: picker(k) for k in link_keys},
+                labels=labels, wide=[f.key for f in specs if f.field_type == "long_text"],
             )  # fmt: skip
             with ui.row().classes("gap-2"):
                 if editable:
