@@ -6,6 +6,8 @@ page and a report builder with saved reports.
 * ``permissions``: role permissions per module and the record scope of each user
 * ``records``: records of a module (create, edit, search, filter, page, archive, bulk, import,
   export, timeline)
+* ``links``: what a link field's picker offers, and the labels of linked records
+* ``cli``: ``crm modules list|show|export|import``
 * ``layouts``: sections, columns, order, help and per-role hidden fields of any record page
 * ``report_builder``: saved reports computed by SQL aggregation under the user's access rights
 

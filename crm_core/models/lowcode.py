@@ -9,6 +9,9 @@ Storage choice (works unchanged on SQLite and PostgreSQL, no table is ever creat
   like the date), ``num_value`` for numbers, money, yes/no (0/1) and links (the linked id).
   Filters, grouped reports and sorting on custom fields read these indexed rows, so a filter on
   a custom field is an index look-up rather than a JSON scan. Long text is not indexed.
+* Quick search reads ``module_records.search_text`` through a trigram index: FTS5
+  ``module_record_fts`` on SQLite (revision 0010, kept in step by triggers), pg_trgm on
+  PostgreSQL (revision 0007); see ``crm_core.lowcode.records.search_condition``.
 * ``module_unique_values`` enforces unique fields: its primary key (module, field, value) lets
   the database itself refuse a second record with the same value, also under concurrency.
 """
