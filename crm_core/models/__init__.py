@@ -61,6 +61,7 @@ from crm_core.models.lowcode import (
 )
 from crm_core.models.panel import LoginSession, SavedFilter
 from crm_core.models.privacy import ConsentEvent, ErasureFingerprint, RetentionPolicy
+from crm_core.models.reports import CustomerOrderMonth, CustomerOrderTotals
 from crm_core.models.users import LoginThrottle, Role, Team, User
 
 __all__ = [
@@ -73,6 +74,8 @@ __all__ = [
     "Contract",
     "CandidateStatus",
     "Customer",
+    "CustomerOrderMonth",
+    "CustomerOrderTotals",
     "CustomerEmail",
     "CustomerKind",
     "CustomerPhone",
