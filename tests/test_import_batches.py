@@ -311,3 +311,42 @@ def test_rows_without_any_key_are_recognised_on_re_import(db, staff):
     again = _import(db, staff.steward, data)
     assert (again.created, again.unchanged) == (0, 1)
     assert _count(db) == 1
+
+
+def test_reimport_changes_nothing_when_a_person_spans_chunks(db, staff, monkeypatch):
+    from crm_core.importing import reading
+
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 2)  # rows 1-2, 3-4, 5: Ann is in two chunks
+    data = (
+        "name,email,city\n"
+        "Ann Lee,ann@example.com,Paris\n"
+        "Bo Chen,bo@example.com,Oslo\n"
+        "Cy Wu,cy@example.com,Rome\n"
+        "Ann Li,ANN@example.com,Lyon\n"
+        "Di Ma,di@example.com,Bonn\n"
+    ).encode()
+    first = _import(db, staff.steward, data)
+    assert (first.created, first.updated) == (4, 1)
+    ann = _by_name(db, staff.admin, "Ann Li")
+    assert ann.city == "Lyon"
+    with db.transaction() as s:
+        versions = dict(s.execute(select(Customer.id, Customer.version)).all())
+    for _ in range(2):
+        again = _import(db, staff.steward, data)
+        assert (again.created, again.updated, again.unchanged) == (0, 0, 5)
+        with db.transaction() as s:
+            assert dict(s.execute(select(Customer.id, Customer.version)).all()) == versions
+    # after someone edits Ann, the file's content applies again (it says something new)
+    with db.transaction() as s:
+        customer_service.update_customer(
+            s,
+            actor=staff.admin,
+            customer_id=ann.id,
+            changes={"city": "Nice"},
+            expected_version=ann.version,
+        )
+    third = _import(db, staff.steward, data)
+    assert (third.updated, third.unchanged) == (2, 3)  # both of Ann's rows apply again
+    assert _by_name(db, staff.admin, "Ann Li").city == "Lyon"
+    fourth = _import(db, staff.steward, data)
+    assert (fourth.updated, fourth.unchanged) == (0, 5)
