@@ -4,6 +4,7 @@ the reason for each."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import and_, case, func, or_, select
@@ -22,6 +23,7 @@ from crm_core.reports._sql import (
     timestamp,
 )
 from crm_core.reports.filters import ReportFilter, customer_scope
+from crm_core.reports.rollups import customer_months, history_end
 
 _ORDER = (Order.ordered_at, Order.id)
 
@@ -72,38 +74,18 @@ def monthly_churn(
     dialect = dialect_of(session)
     f = filters or ReportFilter()
     scope_filter = f.with_(date_from=None, date_to=None)
-    history = (
-        select(
-            Order.customer_id.label("customer_id"),
-            Order.ordered_at.label("at"),
-            func.lag(Order.ordered_at)
-            .over(partition_by=Order.customer_id, order_by=_ORDER)
-            .label("prev_at"),
-            func.lead(Order.ordered_at)
-            .over(partition_by=Order.customer_id, order_by=_ORDER)
-            .label("next_at"),
-        )
-        .join(Customer, Customer.id == Order.customer_id)
-        .where(customer_scope(session, actor=actor, filters=scope_filter), counted_order())
-        .where(Order.ordered_at <= now)
-        .subquery()
-    )
-    h = history.c
-    start_month = month_key(h.at, dialect)
-    starts = (
-        select(start_month, func.count())
-        .where(or_(h.prev_at.is_(None), days_between(h.prev_at, h.at, dialect) > inactive_days))
-        .group_by(start_month)
-    )
-    end_month = month_key_after(h.at, inactive_days, dialect)
-    ends = (
-        select(end_month, func.count())
-        .where(or_(h.next_at.is_(None), days_between(h.at, h.next_at, dialect) > inactive_days))
-        .where(h.at <= now - timedelta(days=inactive_days))
-        .group_by(end_month)
-    )
-    started = {str(m): int(n) for m, n in session.execute(starts)}
-    ended = {str(m): int(n) for m, n in session.execute(ends)}
+    scope = customer_scope(session, actor=actor, filters=scope_filter)
+    if inactive_days >= MIN_ROLLUP_INACTIVE_DAYS:
+        spells = _spells_from_rollup(session, scope, inactive_days, now, dialect)
+    else:
+        spells = _spells_from_orders(session, scope, inactive_days, now, dialect)
+    started: dict[str, int] = {}
+    ended: dict[str, int] = {}
+    for start_month, end_month, is_start, is_end, n in session.execute(spells):
+        if is_start:
+            started[str(start_month)] = started.get(str(start_month), 0) + int(n)
+        if is_end:
+            ended[str(end_month)] = ended.get(str(end_month), 0) + int(n)
     if not started:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in CHURN_COLUMNS}).astype(
             {"month": "string"}
@@ -123,6 +105,88 @@ def monthly_churn(
         df = df[df["month"] <= f"{f.date_to:%Y-%m}"]
     df["month"] = df["month"].astype("string")
     return df.reset_index(drop=True)
+
+
+#: Consecutive orders within one month are less than 31 days apart, so from this many days of
+#: inactivity on, spells can be read from the customer-month roll-up.
+MIN_ROLLUP_INACTIVE_DAYS = 31
+
+
+def _spells_from_rollup(
+    session: Session, scope: Any, inactive_days: int, now: datetime, dialect: str
+) -> Any:
+    """Starts and ends of active spells per month, from the customer-month roll-up: a
+    customer's months in order, each compared with the month before and after it."""
+    cm = customer_months(session, end=history_end(session, now))
+    history = (
+        select(
+            cm.c.month.label("month"),
+            cm.c.first_at.label("first_at"),
+            cm.c.last_at.label("last_at"),
+            func.lag(cm.c.last_at)
+            .over(partition_by=cm.c.customer_id, order_by=cm.c.month)
+            .label("prev_at"),
+            func.lead(cm.c.first_at)
+            .over(partition_by=cm.c.customer_id, order_by=cm.c.month)
+            .label("next_at"),
+        )
+        .join(Customer, Customer.id == cm.c.customer_id)
+        .where(scope)
+        .subquery()
+    )
+    h = history.c
+    return _spell_counts(
+        h.month,
+        or_(h.prev_at.is_(None), days_between(h.prev_at, h.first_at, dialect) > inactive_days),
+        month_key_after(h.last_at, inactive_days, dialect),
+        and_(
+            or_(h.next_at.is_(None), days_between(h.last_at, h.next_at, dialect) > inactive_days),
+            h.last_at <= now - timedelta(days=inactive_days),
+        ),
+    )
+
+
+def _spells_from_orders(
+    session: Session, scope: Any, inactive_days: int, now: datetime, dialect: str
+) -> Any:
+    """Starts and ends of active spells per month, order by order (short inactivity spans)."""
+    history = (
+        select(
+            Order.customer_id.label("customer_id"),
+            Order.ordered_at.label("at"),
+            func.lag(Order.ordered_at)
+            .over(partition_by=Order.customer_id, order_by=_ORDER)
+            .label("prev_at"),
+            func.lead(Order.ordered_at)
+            .over(partition_by=Order.customer_id, order_by=_ORDER)
+            .label("next_at"),
+        )
+        .join(Customer, Customer.id == Order.customer_id)
+        .where(scope, counted_order())
+        .where(Order.ordered_at <= now)
+        .subquery()
+    )
+    h = history.c
+    return _spell_counts(
+        month_key(h.at, dialect),
+        or_(h.prev_at.is_(None), days_between(h.prev_at, h.at, dialect) > inactive_days),
+        month_key_after(h.at, inactive_days, dialect),
+        and_(
+            or_(h.next_at.is_(None), days_between(h.at, h.next_at, dialect) > inactive_days),
+            h.at <= now - timedelta(days=inactive_days),
+        ),
+    )
+
+
+def _spell_counts(start_month: Any, starts: Any, end_month: Any, ends: Any) -> Any:
+    """One pass: ``(start month, end month, starts a spell, ends one, count)`` rows."""
+    is_start = case((starts, 1), else_=0).label("is_start")
+    is_end = case((ends, 1), else_=0).label("is_end")
+    return (
+        select(start_month, end_month, is_start, is_end, func.count())
+        .where(or_(starts, ends))
+        .group_by(start_month, end_month, is_start, is_end)
+    )
 
 
 def churn_risk(

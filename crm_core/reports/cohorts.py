@@ -8,10 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
-from crm_core.models import Customer, Order
-from crm_core.reports._common import counted_order, frame, to_int
-from crm_core.reports._sql import dialect_of, month_index, month_key
-from crm_core.reports.filters import ReportFilter, customer_scope
+from crm_core.models import Customer, CustomerOrderTotals
+from crm_core.reports._common import frame, to_int
+from crm_core.reports._sql import dialect_of, month_key
+from crm_core.reports.filters import ReportFilter, customer_scope, in_range
+from crm_core.reports.rollups import customer_months, month_number
 
 COHORT_COLUMNS = ("cohort", "period", "customers", "cohort_size", "retention")
 
@@ -31,38 +32,25 @@ def cohort_retention(
     The date range selects the cohorts (by their first order month). Use
     ``retention_matrix`` for the cohort x period table.
     """
-    dialect = dialect_of(session)
     f = filters or ReportFilter()
-    base = (
-        select(Order.customer_id, Order.ordered_at)
-        .join(Customer, Customer.id == Order.customer_id)
-        .where(customer_scope(session, actor=actor, filters=f.with_(date_from=None, date_to=None)))
-        .where(counted_order())
-        .subquery()
-    )
-    first = (
-        select(base.c.customer_id, func.min(base.c.ordered_at).label("first_at"))
-        .group_by(base.c.customer_id)
-        .subquery()
-    )
-    conditions = []
-    if f.start is not None:
-        conditions.append(first.c.first_at >= f.start)
-    if f.end is not None:
-        conditions.append(first.c.first_at < f.end)
-    cohort = month_key(first.c.first_at, dialect).label("cohort")
-    period = (
-        month_index(base.c.ordered_at, dialect) - month_index(first.c.first_at, dialect)
-    ).label("period")
+    scope = customer_scope(session, actor=actor, filters=f.with_(date_from=None, date_to=None))
+    totals = CustomerOrderTotals
+    first_month = month_key(totals.first_at, dialect_of(session))
+    conditions = [*in_range(totals.first_at, f)]
+    cm = customer_months(session)
+    cohort = first_month.label("cohort")
+    period = (month_number(cm.c.month) - month_number(first_month)).label("period")
     activity = (
-        select(cohort, period, base.c.customer_id)
-        .join(first, first.c.customer_id == base.c.customer_id)
-        .where(*conditions)
+        select(cohort, period)
+        .select_from(cm)
+        .join(totals, totals.customer_id == cm.c.customer_id)
+        .join(Customer, Customer.id == cm.c.customer_id)
+        .where(scope, *conditions)
         .subquery()
     )
     a = activity.c
-    stmt = (
-        select(a.cohort, a.period, func.count(func.distinct(a.customer_id)))
+    stmt = (  # a customer's month is one roll-up row: rows are distinct buyers
+        select(a.cohort, a.period, func.count())
         .where(a.period <= max_period)
         .group_by(a.cohort, a.period)
         .order_by(a.cohort, a.period)
@@ -76,7 +64,11 @@ def cohort_retention(
     df["retention"] = df["retention"].astype("float64")
     df["cohort"] = df["cohort"].astype("string")
     df = df[list(COHORT_COLUMNS)].copy()
-    last = session.scalar(select(func.max(base.c.ordered_at)))
+    last = session.scalar(
+        select(func.max(totals.last_at))
+        .join(Customer, Customer.id == totals.customer_id)
+        .where(scope)
+    )
     df.attrs["last_month"] = f"{last:%Y-%m}" if last is not None else None
     return df
 

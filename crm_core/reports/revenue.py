@@ -15,6 +15,7 @@ from crm_core.models import Customer, Order
 from crm_core.reports._common import counted_order, frame, to_float, to_int
 from crm_core.reports._sql import dialect_of, month_key
 from crm_core.reports.filters import ReportFilter, customer_scope, in_range
+from crm_core.reports.rollups import customer_months
 
 #: What revenue can be broken down by, and the column that holds it.
 REVENUE_GROUPS = {
@@ -39,6 +40,8 @@ def revenue_by_month(
     """
     if by is not None and by not in REVENUE_GROUPS:
         raise InvalidInput(f"must be one of {', '.join(REVENUE_GROUPS)}", field="by")
+    if by in (None, "source"):
+        return _revenue_from_rollup(session, actor, filters, by)
     month = month_key(Order.ordered_at, dialect_of(session)).label("month")
     keys = [month] + ([REVENUE_GROUPS[by].label(by)] if by else [])
     stmt = (
@@ -55,7 +58,34 @@ def revenue_by_month(
         .order_by(*keys)
     )
     columns = ["month"] + ([by] if by else []) + ["orders", "revenue", "customers"]
-    df = frame(session.execute(stmt), columns)
+    return _typed(frame(session.execute(stmt), columns))
+
+
+def _revenue_from_rollup(
+    session: Session, actor: Actor, filters: ReportFilter | None, by: str | None
+) -> pd.DataFrame:
+    """``revenue_by_month`` over the customer-month roll-up (a customer's month is one row, so
+    the buyers of a month are its rows)."""
+    f = filters or ReportFilter()
+    cm = customer_months(session, start=f.start, end=f.end)
+    keys = [cm.c.month.label("month")] + ([Customer.source.label("source")] if by else [])
+    stmt = (
+        select(
+            *keys,
+            func.sum(cm.c.orders),
+            func.coalesce(func.sum(cm.c.revenue), 0),
+            func.count(),
+        )
+        .join(Customer, Customer.id == cm.c.customer_id)
+        .where(customer_scope(session, actor=actor, filters=filters))
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    columns = ["month"] + ([by] if by else []) + ["orders", "revenue", "customers"]
+    return _typed(frame(session.execute(stmt), columns))
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
     df = to_int(to_float(df, "revenue"), "orders", "customers")
     df["month"] = df["month"].astype("string")
     return df

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
-from crm_core.models import Customer, Order
-from crm_core.reports._common import counted_order, frame, now_or, to_float, to_int
+from crm_core.models import Customer, CustomerOrderTotals
+from crm_core.reports._common import frame, now_or, to_float, to_int
 from crm_core.reports._sql import days_between, dialect_of, timestamp
-from crm_core.reports.filters import ReportFilter, customer_scope, in_range
+from crm_core.reports.filters import ReportFilter, customer_scope
+from crm_core.reports.rollups import customer_months, history_end
 
 #: Segments in the order their rules are tried (R, F, M are scores 1-5; FM = (F + M) / 2).
 SEGMENTS = (
@@ -60,19 +61,38 @@ def _quintile(column: Any, dialect: str) -> Any:
 
 def _scored(session: Session, actor: Actor, filters: ReportFilter | None, now: datetime) -> Any:
     dialect = dialect_of(session)
-    per_customer = (
-        select(
-            Order.customer_id.label("customer_id"),
-            func.max(Order.ordered_at).label("last_order_at"),
-            func.count(Order.id).label("frequency"),
-            func.sum(Order.total).label("monetary"),
+    scope = customer_scope(session, actor=actor, filters=filters)
+    f = filters or ReportFilter()
+    end = history_end(session, now)
+    if f.end is not None:
+        end = f.end if end is None else min(end, f.end)
+    if f.start is None and end is None:  # every order: the per-customer roll-up
+        t = CustomerOrderTotals
+        per_customer = (
+            select(
+                t.customer_id.label("customer_id"),
+                t.last_at.label("last_order_at"),
+                t.orders.label("frequency"),
+                t.revenue.label("monetary"),
+            )
+            .join(Customer, Customer.id == t.customer_id)
+            .where(scope)
+            .subquery()
         )
-        .join(Customer, Customer.id == Order.customer_id)
-        .where(customer_scope(session, actor=actor, filters=filters), counted_order())
-        .where(Order.ordered_at <= now, *in_range(Order.ordered_at, filters))
-        .group_by(Order.customer_id)
-        .subquery()
-    )
+    else:
+        cm = customer_months(session, start=f.start, end=end)
+        per_customer = (
+            select(
+                cm.c.customer_id.label("customer_id"),
+                func.max(cm.c.last_at).label("last_order_at"),
+                func.sum(cm.c.orders).label("frequency"),
+                func.sum(cm.c.revenue).label("monetary"),
+            )
+            .join(Customer, Customer.id == cm.c.customer_id)
+            .where(scope)
+            .group_by(cm.c.customer_id)
+            .subquery()
+        )
     c = per_customer.c
     scores = select(
         c.customer_id,
