@@ -483,6 +483,47 @@ def _prepared_chunks(
         _JOB = None
 
 
+#: A bulk creation at least this big, and at least as big as the table it fills, rebuilds
+#: that table's secondary indexes once at the end (SQLite) instead of updating them row by row.
+REBUILD_INDEXES_FROM = 20_000
+
+
+@contextmanager
+def _indexes_rebuilt(session: Session, tables: Sequence[str], rows: int) -> Iterator[None]:
+    """On SQLite, drop the secondary indexes of each of ``tables`` holding no more rows than
+    ``rows`` and create them again at the end: building an index once over sorted keys is
+    several times faster than inserting 100,000 random keys into a dozen indexes.
+
+    Everything happens in the caller's transaction (SQLite's DDL is transactional and the
+    write lock is held throughout): an error rolls the indexes back with the rows, and
+    readers keep their snapshot, indexes included, until the commit.
+    """
+    conn = session.connection()
+    if conn.dialect.name != "sqlite" or rows < REBUILD_INDEXES_FROM:
+        yield
+        return
+    dropped: list[str] = []
+    for table in tables:
+        count = conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar() or 0
+        if count > rows:
+            continue
+        indexes = conn.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = :t AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'"
+            ),
+            {"t": table},
+        ).all()
+        for name, sql in indexes:
+            conn.execute(text(f'DROP INDEX "{name}"'))
+            dropped.append(sql)
+    try:
+        yield
+    finally:
+        for sql in dropped:  # also after an error: the caller may still commit other work
+            conn.execute(text(sql))
+
+
 def _tag_ids(session: Session, names: set[str]) -> dict[str, int]:
     if not names:
         return {}
@@ -552,7 +593,12 @@ def bulk_create_customers(
             )
         prepared = iter(chunks)
     tag_ids: dict[str, int] = {}
-    with gc_paused(), _batched_search_index(session) as indexed:
+    rebuilt = ("customers", "customer_phones", "customer_emails", "audit_entries")
+    with (
+        gc_paused(),
+        _indexes_rebuilt(session, rebuilt, len(rows)),
+        _batched_search_index(session) as indexed,
+    ):
         for chunk in prepared:
             result.errors.extend(chunk.errors)
             for name in ("customers", "customer_phones", "customer_emails", "audit_entries"):

@@ -73,3 +73,61 @@ def test_demo_data_loads_with_history_and_planted_duplicates(db):
             select(func.count()).select_from(Customer).where(Customer.last_contact_at.is_not(None))
         )
         assert with_contact > 0
+
+
+def _indexes(s) -> set[tuple[str, str]]:
+    from sqlalchemy import text
+
+    rows = s.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+    )
+    return set(rows.all())
+
+
+def test_a_big_first_load_rebuilds_the_indexes_and_keeps_them(sqlite_db, monkeypatch):
+    from sqlalchemy import text
+
+    from crm_core import bulk
+    from crm_core.users import get_system_user
+
+    monkeypatch.setattr(bulk, "REBUILD_INDEXES_FROM", 50)
+    with sqlite_db.transaction() as s:
+        before = _indexes(s)
+        result = bulk_create_customers(
+            s,
+            actor=get_system_user(s),
+            rows=[{"name": f"Person {i}", "phones": [f"1380013{i:04d}"]} for i in range(200)],
+            workers=1,
+        )
+        assert len(result.ids) == 200
+        assert _indexes(s) == before
+    with sqlite_db.transaction() as s:
+        assert _indexes(s) == before
+        # the rebuilt indexes hold every row: an index-only lookup finds each one
+        plan = " ".join(
+            r[-1]
+            for r in s.execute(
+                text("EXPLAIN QUERY PLAN SELECT id FROM customers WHERE name = 'Person 7'")
+            )
+        )
+        assert "ix_customers_name" in plan
+        assert s.scalar(select(func.count()).where(Customer.name.like("Person %"))) == 200
+        found = svc.search_customers(s, actor=get_system_user(s), query="13800130123")
+        assert [c.name for c in found] == ["Person 123"]
+        assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+def test_a_big_load_rolled_back_leaves_rows_and_indexes_as_they_were(sqlite_db, monkeypatch):
+    from crm_core import bulk
+    from crm_core.users import get_system_user
+
+    monkeypatch.setattr(bulk, "REBUILD_INDEXES_FROM", 50)
+    with sqlite_db.transaction() as s:
+        before = _indexes(s)
+    rows = [{"name": f"Person {i}"} for i in range(100)]
+    with pytest.raises(RuntimeError), sqlite_db.transaction() as s:
+        bulk_create_customers(s, actor=get_system_user(s), rows=rows, workers=1)
+        raise RuntimeError("the caller fails after the load")
+    with sqlite_db.transaction() as s:
+        assert _indexes(s) == before
+        assert s.scalar(select(func.count()).select_from(Customer)) == 0
