@@ -1,6 +1,6 @@
 """Roll-ups of orders that the reports read instead of scanning every order.
 
-They are derived data, kept exact by database triggers on ``orders`` (revision 0031): every
+They are derived data, kept exact by database triggers on ``orders`` (revisions 0031 and 0032): every
 writer (services, imports, merges, erasure, cold archiving, bulk loads) keeps them in step
 without knowing of them. Only counted orders are rolled up (not cancelled, refunded or void;
 see ``crm_core.reports._common.EXCLUDED_ORDER_STATUSES``).
@@ -30,6 +30,8 @@ class CustomerOrderMonth(Base):
     revenue: Mapped[Decimal] = mapped_column(RollupMoney)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The customer's last counted order before this month (``None`` for the first month).
+    prev_last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_report_customer_months_month", "month", "customer_id"),)
 

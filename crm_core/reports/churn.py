@@ -7,13 +7,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal_column, null, or_, select
 from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
 from crm_core.i18n import translator
-from crm_core.models import Customer, Lifecycle, Order, Ticket, TicketKind
+from crm_core.models import (
+    Customer,
+    CustomerOrderMonth,
+    CustomerOrderTotals,
+    Lifecycle,
+    Order,
+    Ticket,
+    TicketKind,
+)
 from crm_core.reports._common import counted_order, month_range, now_or, user_names
 from crm_core.reports._sql import (
     days_between,
@@ -78,10 +86,11 @@ def monthly_churn(
     if inactive_days >= MIN_ROLLUP_INACTIVE_DAYS:
         spells = _spells_from_rollup(session, scope, inactive_days, now, dialect)
     else:
-        spells = _spells_from_orders(session, scope, inactive_days, now, dialect)
+        spells = [_spells_from_orders(session, scope, inactive_days, now, dialect)]
     started: dict[str, int] = {}
     ended: dict[str, int] = {}
-    for start_month, end_month, is_start, is_end, n in session.execute(spells):
+    counts = [row for stmt in spells for row in session.execute(stmt)]
+    for start_month, end_month, is_start, is_end, n in counts:
         if is_start:
             started[str(start_month)] = started.get(str(start_month), 0) + int(n)
         if is_end:
@@ -114,10 +123,44 @@ MIN_ROLLUP_INACTIVE_DAYS = 31
 
 def _spells_from_rollup(
     session: Session, scope: Any, inactive_days: int, now: datetime, dialect: str
+) -> list[Any]:
+    """Starts and ends of active spells per month, from the customer-month roll-up: a month
+    starts a spell when the customer's last order before it (``prev_last_at``) is more than
+    ``inactive_days`` older than its first order (or there is none), and then ends the spell
+    before; a customer's last order ends the last spell."""
+    lapse = now - timedelta(days=inactive_days)
+    end = history_end(session, now)
+    if end is not None:  # orders after ``now``: the months up to it, compared in order
+        return [_spells_over_months(session, scope, inactive_days, lapse, end, dialect)]
+    m = CustomerOrderMonth
+    gap = and_(
+        m.prev_last_at.is_not(None),
+        days_between(m.prev_last_at, m.first_at, dialect) > inactive_days,
+    )
+    ended = month_key_after(m.prev_last_at, inactive_days, dialect)
+    is_end = case((and_(gap, m.prev_last_at <= lapse), 1), else_=0)
+    returns = (
+        select(m.month, ended, literal_column("1"), is_end, func.count())
+        .join(Customer, Customer.id == m.customer_id)
+        .where(scope, or_(m.prev_last_at.is_(None), gap))
+        .group_by(m.month, ended, is_end)
+    )
+    t = CustomerOrderTotals
+    last_month = month_key_after(t.last_at, inactive_days, dialect)
+    lapses = (
+        select(null(), last_month, literal_column("0"), literal_column("1"), func.count())
+        .join(Customer, Customer.id == t.customer_id)
+        .where(scope, t.last_at <= lapse)
+        .group_by(last_month)
+    )
+    return [returns, lapses]
+
+
+def _spells_over_months(
+    session: Session, scope: Any, inactive_days: int, lapse: datetime, end: datetime, dialect: str
 ) -> Any:
-    """Starts and ends of active spells per month, from the customer-month roll-up: a
-    customer's months in order, each compared with the month before and after it."""
-    cm = customer_months(session, end=history_end(session, now))
+    """Spells from the customer-months before ``end``, each compared with its neighbours."""
+    cm = customer_months(session, end=end)
     history = (
         select(
             cm.c.month.label("month"),
@@ -141,7 +184,7 @@ def _spells_from_rollup(
         month_key_after(h.last_at, inactive_days, dialect),
         and_(
             or_(h.next_at.is_(None), days_between(h.last_at, h.next_at, dialect) > inactive_days),
-            h.last_at <= now - timedelta(days=inactive_days),
+            h.last_at <= lapse,
         ),
     )
 

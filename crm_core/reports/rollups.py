@@ -122,10 +122,19 @@ def rollup_differences(session: Session) -> list[tuple[str, Any, Any, Any]]:
         (r.customer_id, r.month): (int(r.orders), round(float(r.revenue), 2), r.first_at, r.last_at)
         for r in session.execute(raw_customer_months(session))
     }
+    stored = list(session.scalars(select(CustomerOrderMonth)))
     stored_months = {
         (r.customer_id, r.month): (int(r.orders), round(float(r.revenue), 2), r.first_at, r.last_at)
-        for r in session.scalars(select(CustomerOrderMonth))
+        for r in stored
     }
+    stored_prev = {(r.customer_id, r.month): r.prev_last_at for r in stored}
+    previous: dict[int, Any] = {}
+    for cid, month in sorted(expected_months):
+        want_prev = previous.get(cid)
+        previous[cid] = expected_months[(cid, month)][3]
+        got_prev = stored_prev.get((cid, month))
+        if got_prev != want_prev:
+            out.append(("report_customer_months.prev_last_at", (cid, month), got_prev, want_prev))
     for key in sorted(set(expected_months) | set(stored_months)):
         got, want = stored_months.get(key), expected_months.get(key)
         if got != want:
