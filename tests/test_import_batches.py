@@ -318,13 +318,13 @@ def test_reimport_changes_nothing_when_a_person_spans_chunks(db, staff, monkeypa
 
     monkeypatch.setattr(reading, "CHUNK_ROWS", 2)  # rows 1-2, 3-4, 5: Ann is in two chunks
     data = (
-        "name,email,city\n"
-        "Ann Lee,ann@example.com,Paris\n"
-        "Bo Chen,bo@example.com,Oslo\n"
-        "Cy Wu,cy@example.com,Rome\n"
-        "Ann Li,ANN@example.com,Lyon\n"
-        "Di Ma,di@example.com,Bonn\n"
-    ).encode()
+        b"name,email,city\n"
+        b"Ann Lee,ann@example.com,Paris\n"
+        b"Bo Chen,bo@example.com,Oslo\n"
+        b"Cy Wu,cy@example.com,Rome\n"
+        b"Ann Li,ANN@example.com,Lyon\n"
+        b"Di Ma,di@example.com,Bonn\n"
+    )
     first = _import(db, staff.steward, data)
     assert (first.created, first.updated) == (4, 1)
     ann = _by_name(db, staff.admin, "Ann Li")
