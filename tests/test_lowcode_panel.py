@@ -354,3 +354,61 @@ async def test_link_fields_pick_from_a_search(ui_user: User, panel: Panel) -> No
     assert customer.value == mine and customer.options[mine].startswith("Acme Mine")
     (site,) = ui_user.find(marker="field-site").elements
     assert site.options[harbour] == f"Harbour gate (#{harbour})"
+
+
+def table_cells(user: User, key: str) -> dict[str, str]:
+    """Each row's ``key`` column as the list shows it, by the row's name."""
+    table = next(iter(user.find(marker="record-table").elements))
+    return {row["display_name"]: row[key] for row in table.rows}
+
+
+async def test_the_list_shows_linked_names_not_ids(ui_user: User, panel: Panel) -> None:
+    mine = panel.customer(panel.staff.sales1, name="Acme Mine")
+    theirs = panel.customer(panel.staff.sales2, name="Acme Theirs")
+    with panel.db.transaction() as s:
+        mod.define_module(
+            s, actor=panel.staff.admin, key="sites", name_en="Sites",
+            fields=[{"key": "name", "label_en": "Name", "field_type": "text"}],
+        )  # fmt: skip
+        mod.define_module(
+            s, actor=panel.staff.admin, key="jobs", name_en="Jobs",
+            fields=[
+                {"key": "title", "label_en": "Title", "field_type": "text", "required": True},
+                {"key": "customer", "label_en": "Customer", "field_type": "customer"},
+                {"key": "referrer", "label_en": "Referred by", "field_type": "customer"},
+                {"key": "engineer", "label_en": "Engineer", "field_type": "user"},
+                {"key": "site", "label_en": "Site", "field_type": "module",
+                 "link_module": "sites"},
+            ],
+        )  # fmt: skip
+        gate = rec.create_record(
+            s, actor=panel.staff.sales1, module_key="sites", data={"name": "Harbour gate"}
+        ).id
+        # the admin notes that another rep's customer referred sales1's customer
+        rec.create_record(
+            s, actor=panel.staff.admin, module_key="jobs",
+            data={"title": "Referred job", "customer": mine, "referrer": theirs,
+                  "engineer": panel.staff.sales2.id, "site": gate},
+        )  # fmt: skip
+        rec.create_record(
+            s, actor=panel.staff.sales1, module_key="jobs",
+            data={"title": "Own job", "customer": mine, "referrer": mine},
+        )  # fmt: skip
+    await login(ui_user, "sales1")
+    await ui_user.open("/modules/jobs")
+    await ui_user.should_see(marker="record-table")
+    assert table_cells(ui_user, "customer") == {
+        "Referred job": f"Acme Mine (#{mine})", "Own job": f"Acme Mine (#{mine})",
+    }  # fmt: skip
+    assert table_cells(ui_user, "referrer") == {
+        "Referred job": f"#{theirs}",  # not sales1's customer: its number only
+        "Own job": f"Acme Mine (#{mine})",
+    }  # fmt: skip
+    assert table_cells(ui_user, "engineer")["Referred job"] == "sales2 (sales2)"
+    assert table_cells(ui_user, "site")["Referred job"] == f"Harbour gate (#{gate})"
+    await ui_user.should_not_see("Acme Theirs")
+    ui_user.find(marker="logout").click()
+    await login(ui_user, "admin")
+    await ui_user.open("/modules/jobs")
+    await ui_user.should_see(marker="record-table")
+    assert table_cells(ui_user, "referrer")["Referred job"] == f"Acme Theirs (#{theirs})"

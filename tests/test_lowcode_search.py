@@ -170,3 +170,62 @@ def test_link_pickers_offer_what_the_user_may_see(db, staff):
     with pytest.raises(InvalidInput) as err, db.transaction() as s:
         links.search_links(s, actor=staff.admin, module_key="visits", field_key="title", query="")
     assert err.value.field == "title" and "not a link field" in err.value.message
+
+
+def test_link_labels_of_a_whole_page_come_in_one_batch(db, staff):
+    from sqlalchemy import event
+
+    from crm_core import customers as customer_svc
+    from crm_core.lowcode import links
+
+    define(db, staff)
+    with db.transaction() as s:
+        mine = customer_svc.create_customer(s, actor=staff.sales1, data={"name": "Acme Mine"}).id
+        theirs = customer_svc.create_customer(s, actor=staff.sales2, data={"name": "Acme Th"}).id
+        mod.define_module(
+            s, actor=staff.admin, key="visits", name_en="Visits",
+            fields=[
+                {"key": "title", "label_en": "Title", "field_type": "text"},
+                {"key": "customer", "label_en": "Customer", "field_type": "customer"},
+                {"key": "referrer", "label_en": "Referred by", "field_type": "customer"},
+                {"key": "rep", "label_en": "Rep", "field_type": "user"},
+                {"key": "job", "label_en": "Job", "field_type": "module", "link_module": "jobs"},
+            ],
+        )  # fmt: skip
+    jobs = [create(db, staff.sales1, title=f"Job {n}") for n in range(3)]
+    rows = [
+        {"title": f"V{n}", "customer": mine, "referrer": theirs if n % 2 else None,
+         "rep": staff.sales2.id, "job": jobs[n % 3]}
+        for n in range(30)
+    ]  # fmt: skip
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    def labels(actor, page):
+        statements.clear()
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            with db.transaction() as s:
+                found = links.link_label_map(s, actor=actor, module_key="visits", rows=page)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        return found, len(statements)
+
+    few, few_queries = labels(staff.sales1, rows[:3])
+    many, many_queries = labels(staff.sales1, rows)
+    assert many_queries == few_queries  # no query per row
+    assert many["customer"] == {mine: f"Acme Mine (#{mine})"}
+    assert many["referrer"] == {theirs: f"#{theirs}"}  # another rep's customer: its number only
+    assert many["rep"] == {staff.sales2.id: "sales2 (sales2)"}
+    assert many["job"] == {j: f"Job {n} (#{j})" for n, j in enumerate(jobs)}
+    everything, _ = labels(staff.admin, rows)
+    assert everything["referrer"] == {theirs: f"Acme Th (#{theirs})"}
+    masked, _ = labels(staff.analyst, rows)
+    assert masked["customer"] == {mine: f"A*** M*** (#{mine})"}  # analysts: names masked
+    with db.transaction() as s:
+        assert set(
+            links.link_label_map(s, actor=staff.admin, module_key="visits", rows=rows,
+                                 fields=["rep"])
+        ) == {"rep"}  # fmt: skip

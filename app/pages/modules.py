@@ -205,21 +205,35 @@ def module_records_page(ctx: PageContext, module_key: str) -> None:
             query=search.value or None, conditions=conditions, archived=bool(archived.value)
         )
 
+    shown_keys = [s.key for s in shown]
+
+    def read_page(s: Any, actor: Any, cursor: str | None) -> Any:
+        """A page of records and, in one batch, the names its link columns show."""
+        page = records.list_records(
+            s, actor=actor, module_key=module_key, filters=current(), cursor=cursor,
+            limit=PAGE_SIZE,
+        )  # fmt: skip
+        names = links.link_label_map(
+            s, actor=actor, module_key=module_key, rows=[r.data for r in page.items],
+            fields=shown_keys,
+        )  # fmt: skip
+        return page, names
+
+    def cell(names: dict[str, dict[int, str]], key: str, value: Any) -> str:
+        label = names.get(key, {}).get(value) if isinstance(value, int) else None
+        return label or as_text(value)
+
     def load(next_page: bool = False) -> None:
         cursor = state["cursor"] if next_page else None
-        page = ctx.run(
-            lambda s, actor: records.list_records(
-                s, actor=actor, module_key=module_key, filters=current(), cursor=cursor,
-                limit=PAGE_SIZE,
-            )
-        )  # fmt: skip
-        if page is None:
+        found = ctx.run(lambda s, actor: read_page(s, actor, cursor))
+        if found is None:
             return
+        page, names = found
         state["cursor"] = page.next_cursor
         more.set_visibility(page.next_cursor is not None)
         table.rows = [
             {"id": r.id, "display_name": r.display_name,
-             **{k: as_text(", ".join(v) if isinstance(v, list) else v) for k, v in r.data.items()}}
+             **{k: cell(names, k, r.data.get(k)) for k in shown_keys}}
             for r in page.items
         ]  # fmt: skip
         table.selected = []
