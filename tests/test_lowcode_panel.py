@@ -215,8 +215,10 @@ async def test_layout_editor_changes_the_customer_and_module_forms(
     await ui_user.open(f"/customers/{cid}")
     await ui_user.should_see(marker="field-notes")  # admins still see it
     await ui_user.open("/layouts/module:visits")
-    choose(ui_user, "layout-order-rating", 0)
-    choose(ui_user, "layout-section-rating", "Assessment")
+    ui_user.find(marker="add-section").click()
+    ui_user.find(marker="section-title-en-1").clear().type("Assessment")
+    choose(ui_user, "section-order-1", -1)  # before Details
+    choose(ui_user, "layout-section-rating", 1)
     choose(ui_user, "layout-hidden-customer", ["sales"])
     ui_user.find(marker="save-layout").click()
     await ui_user.should_see("Layout saved.")
@@ -412,3 +414,92 @@ async def test_the_list_shows_linked_names_not_ids(ui_user: User, panel: Panel) 
     await ui_user.open("/modules/jobs")
     await ui_user.should_see(marker="record-table")
     assert table_cells(ui_user, "referrer")["Referred job"] == f"Acme Theirs (#{theirs})"
+
+
+async def test_layout_editor_sets_columns_and_order_per_section(
+    ui_user: User, panel: Panel
+) -> None:
+    from crm_core.lowcode import layouts
+
+    with panel.db.transaction() as s:
+        mod.define_module(
+            s, actor=panel.staff.admin, key="visits", name_en="Site visits",
+            fields=[
+                {"key": "title", "label_en": "Title", "field_type": "text", "required": True},
+                {"key": "rating", "label_en": "Rating", "field_type": "choice",
+                 "choices": ["good", "bad"]},
+                {"key": "visited", "label_en": "Visited on", "field_type": "date"},
+                {"key": "cost", "label_en": "Cost", "field_type": "money"},
+                {"key": "notes", "label_en": "Notes", "field_type": "long_text"},
+            ],
+        )  # fmt: skip
+    await login(ui_user, "admin")
+    await ui_user.open("/layouts/module:visits")
+    await ui_user.should_see(marker="layout-sections")
+    # no layout yet: one section holds every field
+    (details,) = ui_user.find(marker="section-title-en-0").elements
+    assert details.value == "Details"
+    ui_user.find(marker="add-section").click()
+    await ui_user.should_see(marker="section-row-1")
+    ui_user.find(marker="add-section").click()
+    await ui_user.should_see(marker="section-row-2")
+    ui_user.find(marker="section-title-en-0").clear().type("Basics")
+    ui_user.find(marker="section-title-zh-0").clear().type("基本信息")
+    choose(ui_user, "section-columns-0", 1)
+    ui_user.find(marker="section-title-en-1").clear().type("Money")
+    choose(ui_user, "section-columns-1", 3)
+    choose(ui_user, "section-order-1", -1)  # Money comes first
+    (rating_section,) = ui_user.find(marker="layout-section-rating").elements
+    assert list(rating_section.options.values()) == ["Money", "Basics", "Section 3"]
+    for key in ("cost", "visited", "rating"):
+        choose(ui_user, f"layout-section-{key}", 1)
+    choose(ui_user, "layout-order-rating", 0)  # first within its section
+    choose(ui_user, "layout-section-notes", 2)
+    ui_user.find(marker="section-remove-2").click()  # its field moves to the first section
+    await ui_user.should_not_see(marker="section-row-2")
+    assert list(rating_section.options.values()) == ["Money", "Basics"]
+    (notes_section,) = ui_user.find(marker="layout-section-notes").elements
+    assert notes_section.value == 1  # Money, the first section now
+    choose(ui_user, "layout-section-notes", 0)
+    ui_user.find(marker="layout-help-cost").type("Before tax")
+    choose(ui_user, "layout-hidden-cost", ["sales"])
+    ui_user.find(marker="save-layout").click()
+    await ui_user.should_see("Layout saved.")
+    with panel.db.transaction() as s:
+        stored = layouts.stored_layout(s, "module:visits")
+    assert stored["sections"] == [
+        {"title_en": "Money", "title_zh": None, "columns": 3,
+         "fields": ["rating", "visited", "cost"]},
+        {"title_en": "Basics", "title_zh": "基本信息", "columns": 1,
+         "fields": ["title", "notes"]},
+    ]  # fmt: skip
+    assert stored["help"] == {"cost": "Before tax"} and stored["hidden"] == {"cost": ["sales"]}
+    # the editor opens on what is stored
+    await ui_user.open("/layouts/module:visits")
+    await ui_user.should_see(marker="layout-sections")
+    columns = [next(iter(ui_user.find(marker=f"section-columns-{n}").elements)).value
+               for n in (0, 1)]  # fmt: skip
+    assert columns == [3, 1]
+    await ui_user.should_not_see(marker="section-row-2")
+    # the record page renders the two sections in their order and columns
+    await ui_user.open("/modules/visits")
+    ui_user.find(marker="new-record").click()
+    await ui_user.should_see(marker="record-form")
+    await ui_user.should_see("Money", marker="section-0")
+    await ui_user.should_see("Basics", marker="section-1")
+    assert form_fields(ui_user, "section-0-columns-3") == ["rating", "visited", "cost"]
+    assert form_fields(ui_user, "section-1-columns-1") == ["title", "notes"]
+    (cost,) = ui_user.find(marker="field-cost").elements
+    assert cost.props["hint"] == "Before tax"
+    # a section needs a title
+    await ui_user.open("/layouts/module:visits")
+    ui_user.find(marker="section-title-en-1").clear()
+    ui_user.find(marker="save-layout").click()
+    await ui_user.should_see("Give every section a title.")
+    # a sales user gets the sections without the field hidden from them
+    ui_user.find(marker="logout").click()
+    await login(ui_user, "sales1")
+    await ui_user.open("/modules/visits")
+    ui_user.find(marker="new-record").click()
+    await ui_user.should_see(marker="record-form")
+    assert form_fields(ui_user, "section-0-columns-3") == ["rating", "visited"]

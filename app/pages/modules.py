@@ -2,7 +2,8 @@
 the module's read permission lists, searches, filters, pages, creates, edits, archives and
 restores its records, runs bulk actions, imports and exports. Forms render from the layout
 service (``crm_core.lowcode.layouts``) through the shared record form
-(``app.components.record_form``), the one the customer page uses; link fields get a picker
+(``app.components.record_form``), the one the customer page uses, as arranged in the layout
+editor (``app.pages.layout_editor``); link fields get a picker
 that searches the linked customers, users or module records (``crm_core.lowcode.links``)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from nicegui import ui
 
 from app.components.record_form import SearchFn, as_text, form_values, render_form, show_errors
 from app.frame import PageContext, panel_page
+from app.pages.layout_editor import layout_page
 from crm_core.i18n import translator
 from crm_core.lowcode import layouts, links, modules, records
 from crm_core.lowcode import permissions as perms
@@ -374,73 +376,6 @@ def module_records_page(ctx: PageContext, module_key: str) -> None:
         dialog.open()
 
     load()
-
-
-# ---------------------------------------------------------------- form layout editor
-
-
-@panel_page(
-    "/layouts/{entity}", title="Form layout", icon="view_quilt", permission="settings.manage",
-    menu=False,
-)  # fmt: skip
-def layout_page(ctx: PageContext, entity: str) -> None:
-    """Arrange a record page: each field's section, order, help text and hidden roles."""
-    _ = _t(ctx)
-
-    def read(s: Any, actor: Any) -> tuple[list[FieldSpec], dict[str, Any]]:
-        return layouts.entity_specs(s, entity), layouts.stored_layout(s, entity)
-
-    found = ctx.run(read)
-    if found is None:
-        return
-    specs, doc = found
-    where: dict[str, tuple[str, int]] = {}
-    columns: dict[str, int] = {}
-    for sec in doc.get("sections", []):
-        columns[sec["title_en"]] = sec.get("columns", 2)
-        for n, key in enumerate(sec.get("fields", [])):
-            where[key] = (sec["title_en"], n)
-    ui.label(_("Form layout: {entity}", entity=entity)).classes("text-h6")
-    rows: dict[str, dict[str, Any]] = {}
-    with ui.column().classes("w-full gap-1").mark("layout-editor"):
-        for i, spec in enumerate(specs):
-            section, position = where.get(spec.key, (_("Details"), 100 + i))
-            with ui.row().classes("w-full items-center gap-2"):
-                ui.label(spec.label(ctx.locale)).classes("w-40")
-                rows[spec.key] = {
-                    "section": ui.input(_("Section"), value=section).props("dense outlined")
-                    .mark(f"layout-section-{spec.key}"),
-                    "position": ui.number(_("Order"), value=position, format="%d")
-                    .props("dense outlined").classes("w-24").mark(f"layout-order-{spec.key}"),
-                    "help": ui.input(_("Help text"), value=doc.get("help", {}).get(spec.key, ""))
-                    .props("dense outlined").mark(f"layout-help-{spec.key}"),
-                    "hidden": ui.select(list(perms.ROLES), multiple=True, label=_("Hidden from"),
-                                        value=doc.get("hidden", {}).get(spec.key, []))
-                    .props("dense outlined").classes("min-w-[12rem]")
-                    .mark(f"layout-hidden-{spec.key}"),
-                }  # fmt: skip
-    cols = ui.number(_("Columns"), value=2, min=1, max=4, format="%d").mark("layout-columns")
-
-    def save() -> None:
-        ordered = sorted(rows.items(), key=lambda kv: kv[1]["position"].value or 0)
-        sections: dict[str, list[str]] = {}
-        for key, row in ordered:
-            sections.setdefault((row["section"].value or "").strip() or "Details", []).append(key)
-        payload = [
-            {"title_en": title, "columns": int(columns.get(title, cols.value or 2)),
-             "fields": keys}
-            for title, keys in sections.items()
-        ]  # fmt: skip
-        ctx.run(
-            lambda s, actor: layouts.save_layout(
-                s, actor=actor, entity=entity, sections=payload,
-                help={k: r["help"].value for k, r in rows.items()},
-                hidden={k: r["hidden"].value for k, r in rows.items()},
-            ),
-            ok=_("Layout saved."),
-        )  # fmt: skip
-
-    ui.button(_("Save layout"), icon="save", on_click=save).mark("save-layout")
 
 
 PAGES = (modules_page, module_records_page, layout_page)
