@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, case, func, literal_column, null, or_, select
+from sqlalchemy import and_, case, func, literal_column, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -259,15 +259,31 @@ def churn_risk(
     scope = customer_scope(
         session, actor=actor, filters=(filters or ReportFilter()).with_(include_archived=False)
     )
+    # orders per customer in the last window and the four before, from the month roll-up
+    recent_months = customer_months(session, start=recent_start, end=history_end(session, now))
+    prior_months = customer_months(session, start=prior_start, end=recent_start)
+    windows = union_all(
+        select(
+            recent_months.c.customer_id,
+            recent_months.c.orders.label("recent"),
+            literal_column("0").label("prior"),
+            recent_months.c.last_at,
+        ),
+        select(
+            prior_months.c.customer_id,
+            literal_column("0"),
+            prior_months.c.orders,
+            prior_months.c.last_at,
+        ),
+    ).subquery()
     orders = (
         select(
-            Order.customer_id.label("customer_id"),
-            func.sum(case((Order.ordered_at >= recent_start, 1), else_=0)).label("recent"),
-            func.sum(case((Order.ordered_at < recent_start, 1), else_=0)).label("prior"),
-            func.max(Order.ordered_at).label("last_order_at"),
+            windows.c.customer_id.label("customer_id"),
+            func.sum(windows.c.recent).label("recent"),
+            func.sum(windows.c.prior).label("prior"),
+            func.max(windows.c.last_at).label("last_order_at"),
         )
-        .where(Order.ordered_at >= prior_start, Order.ordered_at <= now, counted_order())
-        .group_by(Order.customer_id)
+        .group_by(windows.c.customer_id)
         .subquery()
     )
     complaints = (

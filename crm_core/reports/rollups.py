@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, cast, delete, func, insert, literal, select, union_all
+from sqlalchemy import Integer, cast, delete, func, insert, literal, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -189,5 +189,16 @@ def rebuild_order_rollups(session: Session) -> None:
                 func.min(m.first_at),
                 func.max(m.last_at),
             ).group_by(m.customer_id),
+        )
+    )
+    session.execute(
+        text(
+            "UPDATE report_customer_months SET prev_last_at = w.prev FROM ("
+            " SELECT customer_id, month,"
+            " lag(last_at) OVER (PARTITION BY customer_id ORDER BY month) AS prev"
+            " FROM report_customer_months) AS w"
+            " WHERE report_customer_months.customer_id = w.customer_id"
+            " AND report_customer_months.month = w.month"
+            " AND report_customer_months.prev_last_at IS DISTINCT FROM w.prev"
         )
     )
