@@ -492,16 +492,30 @@ class _Run:
                 stmt: Any
                 if kind == "email":
                     # keys are the first (primary) e-mail and phone, so is the match
+                    # found through the indexed e-mail table (customers.email has no index),
+                    # matched on the primary address as before
                     variants = sorted({v for k in part for v in self.email_forms[k]} | set(part))
-                    stmt = select(Customer.email, Customer.id).where(
-                        Customer.email.in_(variants), visible
+                    stmt = (
+                        select(CustomerEmail.email, CustomerEmail.customer_id)
+                        .join(Customer, Customer.id == CustomerEmail.customer_id)
+                        .where(
+                            CustomerEmail.email.in_(variants),
+                            Customer.email == CustomerEmail.email,
+                            visible,
+                        )
                     )
                     for value, cid in self.session.execute(stmt):
                         found[(kind, value.lower())].add(cid)
                     continue
                 if kind == "phone":
-                    stmt = select(Customer.phone, Customer.id).where(
-                        Customer.phone.in_(part), visible
+                    stmt = (
+                        select(CustomerPhone.e164, CustomerPhone.customer_id)
+                        .join(Customer, Customer.id == CustomerPhone.customer_id)
+                        .where(
+                            CustomerPhone.e164.in_(part),
+                            Customer.phone == CustomerPhone.e164,
+                            visible,
+                        )
                     )
                 elif kind == "row":
                     stmt = (
@@ -561,21 +575,31 @@ class _Run:
 
     def _update(self, updates: list[tuple[_Row, int]]) -> None:
         ids = sorted({cid for _, cid in updates})
-        loaded: dict[int, Customer] = {}
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            stmt = select(Customer).where(Customer.id.in_(ids[start : start + _LOOKUP_CHUNK]))
-            loaded.update({c.id: c for c in self.session.scalars(stmt)})
         imported = self._imported_content(ids)
-        changed: list[tuple[_Row, Customer, dict[str, Any], dict[str, list[Any]]]] = []
+        versions: dict[int, int] = {}
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            stmt = select(Customer.id, Customer.version).where(
+                Customer.id.in_(ids[start : start + _LOOKUP_CHUNK])
+            )
+            versions.update(dict(self.session.execute(stmt).tuples().all()))
+        rest: list[tuple[_Row, int]] = []
         for row, cid in updates:
-            customer = loaded[cid]
             fingerprints, version_after = imported.get(cid, ((), None))
-            if customer.version == version_after and row.fingerprint in fingerprints:
+            if versions.get(cid) == version_after and row.fingerprint in fingerprints:
                 # this very content was imported into this customer, and nobody changed the
                 # record since the last import did: the file has nothing new to say (also
                 # when other rows of the file, in other chunks, updated it after this one)
                 self._done(row, "unchanged")
-                continue
+            else:
+                rest.append((row, cid))
+        ids = sorted({cid for _, cid in rest})
+        loaded: dict[int, Customer] = {}
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            stmt = select(Customer).where(Customer.id.in_(ids[start : start + _LOOKUP_CHUNK]))
+            loaded.update({c.id: c for c in self.session.scalars(stmt)})
+        changed: list[tuple[_Row, Customer, dict[str, Any], dict[str, list[Any]]]] = []
+        for row, cid in rest:
+            customer = loaded[cid]
             if customer.anonymised_at is not None:
                 self._skip(row, "customer", f"customer {cid} was anonymised (erased)")
                 continue
