@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
 from crm_core.access import Actor, require, visible_customers
-from crm_core.bulk import bulk_create_customers, gc_paused
+from crm_core.bulk import bulk_create_customers, gc_paused, insert_many
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.importing import cleaning, reading
@@ -570,8 +570,7 @@ class _Run:
                     self.created_rows = None
                 else:
                     self.created_rows.append((row.line, {"id": cid, **row.data}))
-        if batch_rows:
-            self.session.execute(insert(ImportBatchRow), batch_rows)
+        insert_many(self.session.connection(), ImportBatchRow.__table__, batch_rows)
 
     def _update(self, updates: list[tuple[_Row, int]]) -> None:
         ids = sorted({cid for _, cid in updates})
@@ -581,7 +580,7 @@ class _Run:
             stmt = select(Customer.id, Customer.version).where(
                 Customer.id.in_(ids[start : start + _LOOKUP_CHUNK])
             )
-            versions.update(dict(self.session.execute(stmt).tuples().all()))
+            versions.update({cid: version for cid, version in self.session.execute(stmt)})
         rest: list[tuple[_Row, int]] = []
         for row, cid in updates:
             fingerprints, version_after = imported.get(cid, ((), None))
