@@ -82,9 +82,12 @@ def pairwise_scores(truth: np.ndarray, found: np.ndarray) -> dict[str, float]:
 
 
 def run_ours(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, float]]:
-    from crm_core.dedupe import find_duplicates
+    from crm_core.dedupe import DedupeSettings, find_duplicates
 
-    result = find_duplicates(frame.drop(columns="truth_cluster"), id_column="id")
+    # --processes: normalise in that many forked processes (DuckDB under Splink uses a thread
+    # per core by default, so 2 on this 2-core machine is the like-for-like setting)
+    settings = DedupeSettings(processes=int(os.environ.get("DEDUPE_BENCH_PROCESSES", "1")))
+    result = find_duplicates(frame.drop(columns="truth_cluster"), id_column="id", settings=settings)
     found = result.clusters.set_index("id").loc[frame["id"], "cluster_id"].to_numpy()
     return found, {"candidate_pairs": result.stats["candidate_pairs"]}
 
@@ -216,11 +219,16 @@ def main(argv: list[str] | None = None) -> None:
         help="sizes Splink runs at (default: every size up to 100,000)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--processes", type=int, default=1,
+        help="processes find_duplicates normalises in (DedupeSettings.processes)",
+    )  # fmt: skip
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(*args.worker)
         return
+    os.environ["DEDUPE_BENCH_PROCESSES"] = str(args.processes)  # read by the workers
     splink_sizes = (
         [s for s in args.sizes if s <= 100_000] if args.splink_sizes is None else args.splink_sizes
     )
