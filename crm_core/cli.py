@@ -6,8 +6,9 @@ Every error prints one clear line on stderr and exits non-zero; never a tracebac
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -160,6 +161,21 @@ class _SystemAdmin:
         self.username = user.username
         self.role = Role.ADMIN
         self.team_id = None
+
+
+def run_as(username: str | None, work: Callable[[Any, Any], None]) -> None:
+    """Run ``work(session, actor)`` in one transaction as ``username`` (default: the system
+    operator with admin rights); service errors print one line and exit with code 1."""
+    try:
+        db = _db()
+        with db.transaction() as session:
+            actor: Any = _actor(session, username)
+            if username is None and actor.role == Role.SYSTEM:
+                actor = _SystemAdmin(actor)
+            work(session, actor)
+    except CrmError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
 
 
 @users_app.command("bootstrap-admin")

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
 from crm_core import automation as auto
 from crm_core.db import Database, get_database
-from crm_core.errors import CrmError, InvalidInput, NotFound
+from crm_core.errors import CrmError, InvalidInput
 from crm_core.models import AutomationState, User, utcnow
 
 automate_app = typer.Typer(
@@ -57,14 +56,9 @@ def _now(value: str | None) -> datetime:
 
 
 def _actor(session, username: str | None) -> User:  # type: ignore[no-untyped-def]
-    from crm_core.users import get_system_user
+    from crm_core.cli import _actor as lead_actor
 
-    if not username:
-        return get_system_user(session)
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None or not user.active:
-        raise NotFound(f"user '{username}' does not exist or is inactive")
-    return user
+    return lead_actor(session, username)
 
 
 @automate_app.command("list")

@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crm_core.errors import CrmError, InvalidInput
-from crm_core.models import Role
+from crm_core.errors import InvalidInput
 
 AsUser = Annotated[
     str | None, typer.Option("--as", help="Act as this user (default: the system operator).")
@@ -29,19 +28,10 @@ dedupe_app = typer.Typer(
 
 
 def _run(username: str | None, work: Callable[[Any, Any], None]) -> None:
-    """Run ``work(session, actor)`` in one transaction; service errors exit with code 1."""
-    from crm_core.cli import _actor, _db, _SystemAdmin
+    """Run ``work(session, actor)`` in one transaction (see ``crm_core.cli.run_as``)."""
+    from crm_core.cli import run_as
 
-    try:
-        db = _db()
-        with db.transaction() as session:
-            actor: Any = _actor(session, username)
-            if username is None and actor.role == Role.SYSTEM:
-                actor = _SystemAdmin(actor)
-            work(session, actor)
-    except CrmError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+    run_as(username, work)
 
 
 def _short(value: Any, width: int = 24) -> str:
