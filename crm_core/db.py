@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.settings import get_settings
@@ -97,6 +97,20 @@ class Database:
 
 _databases: dict[str, Database] = {}
 _lock = threading.Lock()
+
+
+def analytics_settings(session: Session) -> None:
+    """Prepare the session's transaction for a large aggregation (reports).
+
+    On PostgreSQL: more sort/hash memory for the rest of the transaction (with the default
+    4 MB, grouping by JSON or date expressions, whose group counts the planner cannot estimate,
+    is planned as an on-disk sort instead of a hash aggregate: 2.7 s instead of 1.1 s over a
+    million records) and no JIT compilation (about 0.1-0.5 s per query, more than it saves on
+    these plans). SQLite needs nothing.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT set_config('work_mem', '128MB', true)"))
+        session.execute(text("SELECT set_config('jit', 'off', true)"))
 
 
 def get_database(url: str | None = None) -> Database:

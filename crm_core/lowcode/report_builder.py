@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, aliased
 
 from crm_core import access, audit
 from crm_core.access import Actor
+from crm_core.db import analytics_settings
 from crm_core.errors import InvalidInput, NotFound, PermissionDenied
 from crm_core.lowcode import permissions as perms
 from crm_core.lowcode.fieldspec import (
@@ -419,6 +420,7 @@ def run_definition(
         columns.append(
             f"{name} ({g.grain})" if g.grain and fields[g.field].kind == "date" else name
         )
+    analytics_settings(session)
     rows = session.execute(stmt).all()
     df = pd.DataFrame([tuple(r) for r in rows], columns=[*columns, "value"])
     df["value"] = pd.to_numeric(df["value"].map(lambda v: None if v is None else float(v)))

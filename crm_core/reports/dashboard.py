@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor, require
+from crm_core.db import analytics_settings
 from crm_core.errors import InvalidInput
 from crm_core.i18n import translator
 from crm_core.reports import activity, churn, cohorts, distribution, figures, revenue, rfm, sales
@@ -146,6 +147,7 @@ def run_report(
     if spec.takes_now:
         kwargs["now"] = now
     started = time.perf_counter()
+    analytics_settings(session)
     df = spec.compute(session, **kwargs)
     seconds = time.perf_counter() - started
     title = translator(locale, "reports")(spec.title)
