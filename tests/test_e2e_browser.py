@@ -170,6 +170,9 @@ def _manager_day(server: dict, browser) -> None:  # type: ignore[no-untyped-def]
 
     def button(text: str, within: str = ""):  # type: ignore[no-untyped-def]
         xpath = f"{within}//button[.//span[normalize-space(text())='{text}']]"
+        found = wait.until(ec.element_to_be_clickable((By.XPATH, xpath)))
+        # as a user would: scroll it out from under the fixed header before clicking
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", found)
         return wait.until(ec.element_to_be_clickable((By.XPATH, xpath)))
 
     def see(text: str) -> None:
