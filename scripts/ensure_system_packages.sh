@@ -6,7 +6,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
-fc-list 2>/dev/null | grep -qi "noto.*cjk" || need+=(fonts-noto-cjk)
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need+=(fonts-noto-cjk)
 ((${#need[@]})) || exit 0
 sudo=""
 [[ $(id -u) -eq 0 ]] || sudo="sudo"
