@@ -130,25 +130,6 @@ def _worker_count(workers: int | None, rows: int) -> int:
     return workers if workers > 1 and rows >= PARALLEL_FROM else 1
 
 
-def validate_rows(
-    session: Session, rows: Sequence[Mapping[str, Any]], *, workers: int | None = None
-) -> list[tuple[int, CleanCustomer | dict[str, str]]]:
-    """Validate customer rows as ``create_customer`` would, without writing anything."""
-    validator = _make_validator(session, rows)
-    chunks = [(validator, i, list(rows[i : i + CHUNK])) for i in range(0, len(rows), CHUNK)]
-    if _worker_count(workers, len(rows)) > 1:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            max_workers=_worker_count(workers, len(rows)), mp_context=ctx
-        ) as pool:
-            results = list(pool.map(_validate_chunk, chunks))
-    else:
-        results = [_validate_chunk(c) for c in chunks]
-    return [item for chunk in results for item in chunk]
-
-
 def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
     """Reserve ``count`` primary keys of ``table`` for a multi-row insert without RETURNING.
 
