@@ -35,6 +35,7 @@ from crm_core import reports  # noqa: E402
 from crm_core import users as user_service  # noqa: E402
 from crm_core.activities import ensure_pipeline_stages  # noqa: E402
 from crm_core.db import Database  # noqa: E402
+from crm_core.migrate import upgrade  # noqa: E402
 from crm_core.models import Role, User  # noqa: E402
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -349,7 +350,14 @@ def main() -> None:
             "CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         ),
     )
-    parser.add_argument("--reuse", action="store_true", help="keep an existing database")
+    parser.add_argument(
+        "--pg-database", default="crm_reports_bench", help="PostgreSQL database to (re)create"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep an existing database (its schema is upgraded to the newest revision)",
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -362,7 +370,7 @@ def main() -> None:
                     Path(f"{path}{suffix}").unlink(missing_ok=True)
             url = f"sqlite:///{path}"
         else:
-            name = "crm_reports_bench"
+            name = args.pg_database
             admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 exists = conn.scalar(
@@ -385,6 +393,12 @@ def main() -> None:
                 f"[{backend}] generated in {timings['generate']:.1f} s, loaded in "
                 f"{timings['load']:.1f} s",
                 flush=True,
+            )
+        else:
+            started = time.perf_counter()
+            upgrade(db.engine)  # new roll-up revisions fill themselves from the orders
+            print(
+                f"[{backend}] schema upgraded in {time.perf_counter() - started:.1f} s", flush=True
             )
         results[backend] = {
             "admin": time_reports(db, "admin"),
