@@ -10,12 +10,15 @@ import re
 import unicodedata
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from email_validator.validate_email import CASE_INSENSITIVE_MAILBOX_NAMES
-from pypinyin import Style, lazy_pinyin
+from pypinyin import Style
+from pypinyin.core import _default_convert as _PINYIN_CONVERTER
+from pypinyin.seg.simpleseg import seg as _pinyin_segments
 
 from crm_core.errors import InvalidInput
 
@@ -40,12 +43,25 @@ def has_cjk(text: str | None) -> bool:
     return bool(text and _CJK.search(text))
 
 
+@lru_cache(maxsize=100_000)
+def _segment_syllables(segment: str) -> tuple[str, ...]:
+    found = _PINYIN_CONVERTER.convert(segment, Style.NORMAL, False, "ignore", strict=True)
+    return tuple(s.lower() for s in chain.from_iterable(found) if s.strip())
+
+
 @lru_cache(maxsize=200_000)
 def pinyin_syllables(text: str) -> tuple[str, ...]:
-    """Pinyin syllables (no tones, lower case) of the Chinese characters in ``text``."""
-    return tuple(
-        s.lower() for s in lazy_pinyin(text, style=Style.NORMAL, errors="ignore") if s.strip()
-    )
+    """Pinyin syllables (no tones, lower case) of the Chinese characters in ``text``.
+
+    The same as pypinyin's ``lazy_pinyin``, which cuts the text into words of its phrase
+    dictionary and single characters and converts each on its own: here each word is
+    converted once and remembered (names share their surnames and given-name words), which
+    is several times faster over many names.
+    """
+    out: list[str] = []
+    for segment in _pinyin_segments(text):
+        out.extend(_segment_syllables(segment))
+    return tuple(out)
 
 
 def pinyin_key(name: str | None) -> str:

@@ -151,3 +151,36 @@ def test_clean_text(value: object, clean: str | None) -> None:
     from crm_core.normalize import clean_text
 
     assert clean_text(value) == clean
+
+
+def test_pinyin_syllables_agree_with_lazy_pinyin() -> None:
+    """Word-by-word conversion with memory gives exactly what pypinyin gives for the text."""
+    from pypinyin import Style, lazy_pinyin
+
+    from crm_core.datagen import generate
+    from crm_core.normalize import pinyin_syllables
+
+    rng = random.Random(11)
+    names = [n for n in generate(3000, seed=5, history=False).customers["name"]]
+    common = "王李张刘陈杨赵黄周吴伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚桂英华玉兰长重行乐单曾"
+    words = ["重庆", "长沙", "银行", "行长", "音乐", "快乐", "单于", "曾经", "解放"]
+    texts = [
+        *names,
+        *("".join(rng.choice(common) for _ in range(rng.randint(1, 5))) for _ in range(4000)),
+        *(rng.choice(words) + rng.choice(common) + rng.choice(words) for _ in range(500)),
+        *(
+            chr(rng.randint(0x4E00, 0x9FA5)) * 2 + chr(rng.randint(0x3400, 0x4DBF))
+            for _ in range(500)
+        ),
+        "王 伟",
+        "王伟A",
+        "Wang 伟 3",
+        "欧阳娜娜",
+        "",
+    ]
+    for text in texts:
+        expected = tuple(
+            s.lower() for s in lazy_pinyin(text, style=Style.NORMAL, errors="ignore") if s.strip()
+        )
+        assert pinyin_syllables(text) == expected, text
+    assert pinyin_syllables("重庆银行") == ("chong", "qing", "yin", "hang")
