@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import chain
 from typing import Any
 
@@ -113,11 +113,202 @@ def _fast_cn_mobile(raw: str, region: str) -> str | None:
     return None
 
 
+class _Region:
+    """What the fast path needs of one region's phonenumbers metadata, compiled once."""
+
+    def __init__(self, code: str) -> None:
+        meta: Any = phonenumbers.PhoneMetadata.metadata_for_region(code, None)
+        self.country_code: int = meta.country_code
+        self.general = self._desc(meta.general_desc)
+        general = meta.general_desc
+        self.lengths: tuple[int, ...] = tuple(general.possible_length or ())
+        self.local_lengths: tuple[int, ...] = tuple(general.possible_length_local_only or ())
+        self.prefix = (
+            re.compile(meta.national_prefix_for_parsing)
+            if meta.national_prefix_for_parsing
+            else None
+        )
+        self.transform = bool(meta.national_prefix_transform_rule)
+        self.idd = re.compile(meta.international_prefix) if meta.international_prefix else None
+        self.leading = re.compile(meta.leading_digits) if meta.leading_digits else None
+        kinds = [
+            meta.premium_rate,
+            meta.toll_free,
+            meta.shared_cost,
+            meta.voip,
+            meta.personal_number,
+            meta.pager,
+            meta.uan,
+            meta.voicemail,
+            meta.fixed_line,
+        ]
+        if not meta.same_mobile_and_fixed_line_pattern:
+            kinds.append(meta.mobile)
+        self.kinds = [d for d in (self._desc(k) for k in kinds) if d is not None]
+
+    @staticmethod
+    def _desc(desc: Any) -> tuple[frozenset[int], re.Pattern[str]] | None:
+        if desc is None or not desc.national_number_pattern:
+            return None
+        return frozenset(desc.possible_length or ()), re.compile(desc.national_number_pattern)
+
+    @staticmethod
+    def matches(number: str, desc: tuple[frozenset[int], re.Pattern[str]] | None) -> bool:
+        if desc is None:
+            return False
+        lengths, pattern = desc
+        if lengths and len(number) not in lengths:
+            return False
+        return pattern.fullmatch(number) is not None
+
+    def viable(self, number: str) -> bool:  # phonenumbers' _match_national_number(general)
+        return self.general is not None and self.general[1].fullmatch(number) is not None
+
+    def valid(self, number: str) -> bool:  # phonenumbers' _number_type_helper != UNKNOWN
+        return self.matches(number, self.general) and any(
+            self.matches(number, d) for d in self.kinds
+        )
+
+    def strip_national_prefix(self, number: str) -> str | None:
+        """The number without its national prefix as phonenumbers strips it (``None``: the
+        region rewrites the prefix, a case left to phonenumbers)."""
+        if not number or self.prefix is None:
+            return number
+        found = self.prefix.match(number)
+        if not found:
+            return number
+        if self.transform:
+            return None
+        if self.viable(number) and not self.viable(number[found.end() :]):
+            return number
+        return number[found.end() :]
+
+    def length_ok(self, number: str) -> bool:
+        """phonenumbers' ``_test_number_length`` is not TOO_SHORT, IS_POSSIBLE_LOCAL_ONLY or
+        INVALID_LENGTH."""
+        size = len(number)
+        if size in self.local_lengths or not self.lengths:
+            return False
+        if self.lengths[0] == size:
+            return True
+        if self.lengths[0] > size:
+            return False
+        return self.lengths[-1] < size or size in self.lengths[1:]  # TOO_LONG counts as kept
+
+    def too_long(self, number: str) -> bool:
+        size = len(number)
+        return (
+            bool(self.lengths)
+            and size not in self.local_lengths
+            and self.lengths[0] < size
+            and self.lengths[-1] < size
+        )
+
+
+@cache
+def _region(code: str) -> _Region | None:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(code, None)
+    if meta is None or not meta.general_desc or not meta.general_desc.possible_length:
+        return None
+    return _Region(code)
+
+
+_SIMPLE_PHONE = re.compile(r"\+?[0-9]{4,20}")
+
+
+def _country_code(digits: str) -> tuple[int, str] | None:
+    if not digits or digits[0] == "0":
+        return None
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return code, digits[size:]
+    return None
+
+
+def _fast_phone(raw: str, region: str) -> tuple[str, str] | None:
+    """E.164 and national significant number of a valid phone written as digits with the
+    usual separators and at most a leading ``+``, following phonenumbers' own rules step by step from its metadata, or
+    ``None``: then the full parse decides (every number it cannot vouch for, invalid
+    numbers included). tests/test_normalize.py checks it against phonenumbers."""
+    digits = _PHONE_SEPARATORS.sub("", raw)
+    if len(raw) > 250 or not _SIMPLE_PHONE.fullmatch(digits) or not digits[-1].isdigit():
+        return None
+    home = _region(region)
+    if digits[0] == "+":
+        international: str | None = digits[1:]
+    elif home is None:
+        return None
+    else:
+        international = None
+        idd = home.idd.match(digits) if home.idd is not None else None
+        if idd:
+            rest = digits[idd.end() :]
+            if not rest:
+                return None
+            if rest[0] != "0":
+                international = rest
+    if international is not None:
+        if len(international) <= 2:
+            return None
+        found = _country_code(international)
+        if found is None:
+            return None
+        code, national = found
+    else:
+        assert home is not None
+        code, national = home.country_code, digits
+        meta: _Region | None = home  # the number is read in the default region
+        prefix = str(code)
+        if digits.startswith(prefix):
+            shorter = home.strip_national_prefix(digits[len(prefix) :])
+            if shorter is None:
+                return None
+            if (not home.viable(digits) and home.viable(shorter)) or home.too_long(digits):
+                national, meta = shorter, None  # written with the country code, no "+"
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
+    if regions[0] == "001":
+        return None
+    if international is not None or meta is None:
+        meta = _region(regions[0])  # the main region of the country code, as phonenumbers
+    if meta is None or len(national) < 2:
+        return None
+    stripped = meta.strip_national_prefix(national)
+    if stripped is None:
+        return None
+    if meta.length_ok(stripped):
+        national = stripped
+    if not 2 <= len(national) <= 17:
+        return None
+    chosen = regions[0] if len(regions) == 1 else None
+    if chosen is None:
+        for code_of in regions:
+            candidate = _region(code_of)
+            if candidate is None:
+                continue
+            if candidate.leading is not None:
+                if candidate.leading.match(national):
+                    chosen = code_of
+                    break
+            elif candidate.valid(national):
+                chosen = code_of
+                break
+    target = _region(chosen) if chosen is not None else None
+    if target is None or target.country_code != code or not target.valid(national):
+        return None
+    return f"+{code}{national}", national
+
+
 @lru_cache(maxsize=200_000)
 def _parse_phone(raw: str, region: str) -> str:
     fast = _fast_cn_mobile(raw, region)
     if fast is not None:
         return fast
+    found = _fast_phone(raw, region)
+    if found is not None:
+        e164, national = found
+        _remember_national(e164, str(int(national)))
+        return e164
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
@@ -125,10 +316,14 @@ def _parse_phone(raw: str, region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidInput(f"'{raw}' is not a valid phone number", field="phone")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    _remember_national(e164, str(number.national_number))
+    return e164
+
+
+def _remember_national(e164: str, national: str) -> None:
     if len(_NATIONAL) > 500_000:
         _NATIONAL.clear()
-    _NATIONAL[e164] = str(number.national_number)
-    return e164
+    _NATIONAL[e164] = national
 
 
 def national_number(e164: str) -> str | None:
