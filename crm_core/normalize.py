@@ -14,7 +14,7 @@ from itertools import chain
 from typing import Any
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.validate_email import CASE_INSENSITIVE_MAILBOX_NAMES
 from pypinyin import Style
 from pypinyin.core import _default_convert as _PINYIN_CONVERTER
@@ -368,8 +368,21 @@ def try_normalize_phone(raw: object, *, region: str = "CN") -> str | None:
 _SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*")
 
 
+# a conservative subset of the host names email-validator accepts unchanged but for case:
+# ASCII labels of letters, digits and inner hyphens (no "--", so no Punycode), a final label
+# that ends with a letter, and none of the special-use names it refuses
+_SIMPLE_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{0,62}[A-Za-z]"
+)
+
+
 @lru_cache(maxsize=50_000)
 def _check_domain(domain: str) -> str | None:
+    if len(domain) <= 200 and "--" not in domain and _SIMPLE_DOMAIN.fullmatch(domain):
+        lower = domain.lower()
+        last = lower.rpartition(".")[2]
+        if not lower.startswith("-") and last[0] != "-" and last not in SPECIAL_USE_DOMAIN_NAMES:
+            return lower
     try:
         result = validate_email(f"a@{domain}", check_deliverability=False)
     except EmailNotValidError:

@@ -243,3 +243,45 @@ def test_general_phone_fast_path_agrees_with_phonenumbers() -> None:
             assert int(got[1]) == phonenumbers.parse(want).national_number, (raw, default)
     # it answers for nearly every valid number written this way
     assert answered > 0.95 * valid
+
+
+def test_domain_fast_path_agrees_with_email_validator() -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    from crm_core.normalize import _check_domain
+
+    rng = random.Random(5)
+    alphabet = "abcXYZ019-_."
+    domains = [
+        "".join(rng.choices(alphabet, k=rng.randint(1, 14))) + rng.choice([".com", ".c0", ".x", ""])
+        for _ in range(6000)
+    ]
+    domains += [
+        "QQ.COM",
+        "sub.example.co.uk",
+        "a.test",
+        "x.local",
+        "onion",
+        "a.localhost",
+        "ab--cd.com",
+        "xn--fiqs8s.cn",
+        "-a.com",
+        "a-.com",
+        "a.-com",
+        "a.com-",
+        "1.2.3.4",
+        "a." + "b" * 63 + ".com",
+        "a." + "b" * 64 + ".com",
+        ".".join(["abcdefghij"] * 20) + ".com",
+    ]
+    for domain in domains:
+        _check_domain.cache_clear()
+        try:
+            want: str | None = (
+                validate_email(f"a@{domain}", check_deliverability=False)
+                .normalized.rpartition("@")[2]
+                .lower()
+            )
+        except EmailNotValidError:
+            want = None
+        assert _check_domain(domain) == want, domain
