@@ -13,6 +13,7 @@ from crm_core import activities as act
 from crm_core import reports
 from crm_core.dedupe import merge as mg
 from crm_core.models import CustomerOrderMonth, CustomerOrderTotals, Order
+from crm_core.reports.groups import group_differences
 from crm_core.reports.rollups import (
     customer_months,
     raw_customer_months,
@@ -24,6 +25,7 @@ from crm_core.reports.rollups import (
 def _exact(db) -> None:
     with db.transaction() as s:
         assert rollup_differences(s) == []
+        assert group_differences(s) == []  # the group counts (revision 0040) follow too
 
 
 def test_rollups_follow_service_writes_changes_and_deletes(db, staff):

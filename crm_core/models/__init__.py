@@ -61,7 +61,7 @@ from crm_core.models.lowcode import (
 )
 from crm_core.models.panel import LoginSession, SavedFilter
 from crm_core.models.privacy import ConsentEvent, ErasureFingerprint, RetentionPolicy
-from crm_core.models.reports import CustomerOrderMonth, CustomerOrderTotals
+from crm_core.models.reports import CustomerOrderMonth, CustomerOrderTotals, GroupCount
 from crm_core.models.users import LoginThrottle, Role, Team, User
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "AutomationRule",
     "AutomationState",
     "Base",
+    "GroupCount",
     "ConsentEvent",
     "Contract",
     "CandidateStatus",

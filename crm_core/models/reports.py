@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, Integer, Numeric, String
+from sqlalchemy import BigInteger, Index, Integer, Numeric, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models.base import Base, UTCDateTime
@@ -46,3 +46,45 @@ class CustomerOrderTotals(Base):
     revenue: Mapped[Decimal] = mapped_column(RollupMoney)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_report_customer_orders_last_at", "last_at"),)
+
+
+class GroupCount(Base):
+    """Report counts summed over one group of customers (revision 0040).
+
+    A group is the customers that share ``owner_id``, ``team_id`` (0 for none), ``archived``
+    and ``unowned_lead`` (no owner and lifecycle stage ``lead``): the customer columns the
+    access policy and the owner, team and archive filters read. ``kind`` says what is counted
+    (``crm_core.reports.groups``). On PostgreSQL one key may have several rows (signed deltas
+    appended by the triggers); the value of a key is the sum of its rows.
+    """
+
+    __tablename__ = "report_group_counts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    kind: Mapped[int] = mapped_column(SmallInteger)
+    owner_id: Mapped[int] = mapped_column(Integer)
+    team_id: Mapped[int] = mapped_column(Integer)
+    archived: Mapped[int] = mapped_column(SmallInteger)
+    unowned_lead: Mapped[int] = mapped_column(SmallInteger)
+    k1: Mapped[str] = mapped_column(String(7))
+    k2: Mapped[str] = mapped_column(String(7))
+    orders: Mapped[int] = mapped_column(BigInteger)
+    revenue_cents: Mapped[int] = mapped_column(BigInteger)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index(
+            "ix_report_group_counts_key",
+            "kind",
+            "owner_id",
+            "team_id",
+            "archived",
+            "unowned_lead",
+            "k1",
+            "k2",
+        ),
+    )

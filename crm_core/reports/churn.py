@@ -3,7 +3,7 @@ the reason for each."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -17,6 +17,7 @@ from crm_core.models import (
     Customer,
     CustomerOrderMonth,
     CustomerOrderTotals,
+    GroupCount,
     Lifecycle,
     Order,
     Ticket,
@@ -31,6 +32,13 @@ from crm_core.reports._sql import (
     timestamp,
 )
 from crm_core.reports.filters import ReportFilter, customer_scope
+from crm_core.reports.groups import (
+    GROUP_INACTIVE_DAYS,
+    LAPSE,
+    SPELL_START,
+    group_scope,
+    group_sums,
+)
 from crm_core.reports.rollups import customer_months, history_end
 
 _ORDER = (Order.ordered_at, Order.id)
@@ -83,13 +91,21 @@ def monthly_churn(
     f = filters or ReportFilter()
     scope_filter = f.with_(date_from=None, date_to=None)
     scope = customer_scope(session, actor=actor, filters=scope_filter)
-    if inactive_days >= MIN_ROLLUP_INACTIVE_DAYS:
-        spells = _spells_from_rollup(session, scope, inactive_days, now, dialect)
+    groups = group_scope(session, actor=actor, filters=scope_filter)
+    if (
+        inactive_days == GROUP_INACTIVE_DAYS
+        and groups is not None
+        and history_end(session, now) is None
+    ):
+        counts = _spells_from_groups(session, groups, scope, now, dialect)
     else:
-        spells = [_spells_from_orders(session, scope, inactive_days, now, dialect)]
+        if inactive_days >= MIN_ROLLUP_INACTIVE_DAYS:
+            spells = _spells_from_rollup(session, scope, inactive_days, now, dialect)
+        else:
+            spells = [_spells_from_orders(session, scope, inactive_days, now, dialect)]
+        counts = [tuple(row) for stmt in spells for row in session.execute(stmt)]
     started: dict[str, int] = {}
     ended: dict[str, int] = {}
-    counts = [row for stmt in spells for row in session.execute(stmt)]
     for start_month, end_month, is_start, is_end, n in counts:
         if is_start:
             started[str(start_month)] = started.get(str(start_month), 0) + int(n)
@@ -154,6 +170,41 @@ def _spells_from_rollup(
         .group_by(last_month)
     )
     return [returns, lapses]
+
+
+def _spells_from_groups(
+    session: Session, groups: Any, scope: Any, now: datetime, dialect: str
+) -> list[tuple[Any, Any, int, int, int]]:
+    """Spell starts and ends per month from the group counts (no order after ``now``): every
+    start after a gap ends the spell before; a customer's last spell ends in the month of
+    their last order plus the span, counted up to ``now`` (that month exactly, from the
+    per-customer roll-up)."""
+    out: list[tuple[Any, Any, int, int, int]] = []
+    for k1, k2, n in group_sums(session, SPELL_START, groups)[["k1", "k2", "n"]].itertuples(
+        index=False
+    ):
+        out.append((k1, k2 or None, 1, 1 if k2 else 0, int(n)))
+    current = f"{now:%Y-%m}"
+    for k1, n in group_sums(session, LAPSE, groups, GroupCount.k1 < current)[
+        ["k1", "n"]
+    ].itertuples(index=False):
+        out.append((None, k1, 0, 1, int(n)))
+    t = CustomerOrderTotals
+    month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    lapse = now - timedelta(days=GROUP_INACTIVE_DAYS)
+    edge = session.scalar(
+        select(func.count())
+        .select_from(t)
+        .join(Customer, Customer.id == t.customer_id)
+        .where(
+            scope,
+            t.last_at >= month_start - timedelta(days=GROUP_INACTIVE_DAYS),
+            t.last_at <= lapse,
+        )
+    )
+    if edge:
+        out.append((None, current, 0, 1, int(edge)))
+    return out
 
 
 def _spells_over_months(

@@ -3,6 +3,8 @@ each cohort still buying in the months after."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,6 +14,7 @@ from crm_core.models import Customer, CustomerOrderTotals
 from crm_core.reports._common import frame, to_int
 from crm_core.reports._sql import dialect_of, month_key
 from crm_core.reports.filters import ReportFilter, customer_scope, in_range
+from crm_core.reports.groups import COHORT, REVENUE, group_scope, group_sums
 from crm_core.reports.rollups import customer_months, month_number
 
 COHORT_COLUMNS = ("cohort", "period", "customers", "cohort_size", "retention")
@@ -33,7 +36,11 @@ def cohort_retention(
     ``retention_matrix`` for the cohort x period table.
     """
     f = filters or ReportFilter()
-    scope = customer_scope(session, actor=actor, filters=f.with_(date_from=None, date_to=None))
+    unbounded = f.with_(date_from=None, date_to=None)
+    groups = group_scope(session, actor=actor, filters=unbounded)
+    if groups is not None and f.start is None and f.end is None:
+        return _cohorts_from_groups(session, groups, max_period)
+    scope = customer_scope(session, actor=actor, filters=unbounded)
     totals = CustomerOrderTotals
     first_month = month_key(totals.first_at, dialect_of(session))
     conditions = [*in_range(totals.first_at, f)]
@@ -58,18 +65,42 @@ def cohort_retention(
     df = to_int(
         frame(session.execute(stmt), ["cohort", "period", "customers"]), "period", "customers"
     )
+    last = session.scalar(
+        select(func.max(totals.last_at))
+        .join(Customer, Customer.id == totals.customer_id)
+        .where(scope)
+    )
+    return _finish(df, f"{last:%Y-%m}" if last is not None else None)
+
+
+def _cohorts_from_groups(session: Session, groups: Any, max_period: int) -> pd.DataFrame:
+    """``cohort_retention`` over every cohort from the group counts."""
+    sums = group_sums(session, COHORT, groups)
+    cohort, month = sums["k1"].astype(str), sums["k2"].astype(str)
+    number = lambda m: m.str[:4].astype("int64") * 12 + m.str[5:7].astype("int64") - 1  # noqa: E731
+    df = pd.DataFrame(
+        {
+            "cohort": cohort,
+            "period": (number(month) - number(cohort)) if len(sums) else 0,
+            "customers": sums["n"],
+        }
+    )
+    df = df[(df["period"] <= max_period) & (df["customers"] > 0)]
+    df = df.groupby(["cohort", "period"], as_index=False)["customers"].sum()
+    df = to_int(df.sort_values(["cohort", "period"]), "period", "customers")
+    revenue = group_sums(session, REVENUE, groups)
+    months = revenue.loc[revenue["n"] > 0, "k1"]
+    return _finish(df.reset_index(drop=True), str(months.max()) if len(months) else None)
+
+
+def _finish(df: pd.DataFrame, last_month: str | None) -> pd.DataFrame:
     sizes = df[df["period"] == 0].set_index("cohort")["customers"]
     df["cohort_size"] = df["cohort"].map(sizes).fillna(0).astype("int64")
     df["retention"] = (df["customers"] / df["cohort_size"]).where(df["cohort_size"] > 0)
     df["retention"] = df["retention"].astype("float64")
     df["cohort"] = df["cohort"].astype("string")
     df = df[list(COHORT_COLUMNS)].copy()
-    last = session.scalar(
-        select(func.max(totals.last_at))
-        .join(Customer, Customer.id == totals.customer_id)
-        .where(scope)
-    )
-    df.attrs["last_month"] = f"{last:%Y-%m}" if last is not None else None
+    df.attrs["last_month"] = last_month
     return df
 
 

@@ -4,6 +4,7 @@ year-on-year."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -11,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
 from crm_core.errors import InvalidInput
-from crm_core.models import Customer, Order
+from crm_core.models import Customer, GroupCount, Order
 from crm_core.reports._common import counted_order, frame, to_float, to_int
 from crm_core.reports._sql import dialect_of, month_key
 from crm_core.reports.filters import ReportFilter, customer_scope, in_range
-from crm_core.reports.rollups import customer_months
+from crm_core.reports.groups import REVENUE, group_scope, group_sums
+from crm_core.reports.rollups import customer_months, split_range
 
 #: What revenue can be broken down by, and the column that holds it.
 REVENUE_GROUPS = {
@@ -40,11 +42,27 @@ def revenue_by_month(
     """
     if by is not None and by not in REVENUE_GROUPS:
         raise InvalidInput(f"must be one of {', '.join(REVENUE_GROUPS)}", field="by")
+    if by is None:
+        scope = group_scope(session, actor=actor, filters=filters)
+        if scope is not None:
+            return _revenue_from_groups(session, actor, filters, scope)
     if by in (None, "source"):
         return _revenue_from_rollup(session, actor, filters, by)
+    return _typed(
+        frame(
+            session.execute(_revenue_from_orders(session, actor, filters, by)),
+            ["month", by, "orders", "revenue", "customers"],
+        )
+    )
+
+
+def _revenue_from_orders(
+    session: Session, actor: Actor, filters: ReportFilter | None, by: str | None
+) -> Any:
+    """``SELECT`` of the revenue per month (and ``by``) straight from the orders."""
     month = month_key(Order.ordered_at, dialect_of(session)).label("month")
     keys = [month] + ([REVENUE_GROUPS[by].label(by)] if by else [])
-    stmt = (
+    return (
         select(
             *keys,
             func.count(Order.id),
@@ -57,8 +75,43 @@ def revenue_by_month(
         .group_by(*keys)
         .order_by(*keys)
     )
-    columns = ["month"] + ([by] if by else []) + ["orders", "revenue", "customers"]
-    return _typed(frame(session.execute(stmt), columns))
+
+
+def _revenue_from_groups(
+    session: Session, actor: Actor, filters: ReportFilter | None, scope: Any
+) -> pd.DataFrame:
+    """``revenue_by_month`` from the group counts: whole months summed over the groups, the
+    partial months at the edges of the date range from the orders."""
+    f = filters or ReportFilter()
+    from_month, to_month, edges = split_range(f.start, f.end)
+    g = GroupCount
+    where = []
+    if from_month is not None:
+        where.append(g.k1 >= from_month)
+    if to_month is not None:
+        where.append(g.k1 < to_month)
+    sums = group_sums(session, REVENUE, scope, *where)
+    parts = [
+        pd.DataFrame(
+            {
+                "month": sums["k1"],
+                "orders": sums["orders"],
+                "revenue": sums["revenue"],
+                "customers": sums["n"],
+            }
+        )
+    ]
+    for start, end in edges:
+        edge = f.with_(date_from=None, date_to=None)
+        stmt = _revenue_from_orders(session, actor, edge, None)
+        if start is not None:
+            stmt = stmt.where(Order.ordered_at >= start)
+        if end is not None:
+            stmt = stmt.where(Order.ordered_at < end)
+        parts.append(frame(session.execute(stmt), ["month", "orders", "revenue", "customers"]))
+    df = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
+    df = df.sort_values("month", kind="stable").reset_index(drop=True)
+    return _typed(df[["month", "orders", "revenue", "customers"]])
 
 
 def _revenue_from_rollup(

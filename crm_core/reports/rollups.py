@@ -40,6 +40,31 @@ def month_number(month: Any) -> ColumnElement[int]:
     return year * 12 + cast(func.substr(month, 6, 2), Integer) - 1
 
 
+def split_range(
+    start: datetime | None, end: datetime | None
+) -> tuple[str | None, str | None, list[tuple[datetime | None, datetime | None]]]:
+    """``[start, end)`` as whole months and partial edges: ``(from_month, to_month, edges)``
+    where the whole months are ``from_month <= month < to_month`` (``None``: unbounded) and
+    ``edges`` are the ``[start, end)`` spans to read from the orders themselves."""
+    if start is not None and end is not None and _month_start(start) == _month_start(end):
+        return "", "", [(start, end)]  # no whole month
+    edges: list[tuple[datetime | None, datetime | None]] = []
+    full_from = full_to = None
+    if start is not None:
+        full_from = start if start == _month_start(start) else _next_month(start)
+        if full_from != start:
+            edges.append((start, full_from if end is None else min(full_from, end)))
+    if end is not None:
+        full_to = _month_start(end)
+        if full_to != end and (start is None or full_to >= start):
+            edges.append((full_to, end))
+    return (
+        None if full_from is None else f"{full_from:%Y-%m}",
+        None if full_to is None else f"{full_to:%Y-%m}",
+        edges,
+    )
+
+
 def raw_customer_months(
     session: Session, *, start: datetime | None = None, end: datetime | None = None
 ) -> Any:
