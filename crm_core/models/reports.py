@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Index, Integer, Numeric, SmallInteger, String
+from sqlalchemy import BigInteger, Index, Integer, Numeric, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models.base import Base, UTCDateTime
@@ -75,8 +75,16 @@ class GroupCount(Base):
     orders: Mapped[int] = mapped_column(BigInteger)
     revenue_cents: Mapped[int] = mapped_column(BigInteger)
     n: Mapped[int] = mapped_column(BigInteger)
+    #: 1 for a delta row appended by a PostgreSQL trigger and not folded yet.
+    delta: Mapped[int] = mapped_column(SmallInteger, server_default="0")
 
     __table_args__ = (
+        Index(
+            "ix_report_group_counts_delta",
+            "id",
+            sqlite_where=text("delta = 1"),
+            postgresql_where=text("delta = 1"),
+        ),
         Index(
             "ix_report_group_counts_key",
             "kind",

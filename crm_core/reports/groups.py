@@ -79,6 +79,10 @@ def group_scope(
     return and_(*conditions)
 
 
+#: Unfolded delta rows (PostgreSQL) that make a reader fold them first.
+FOLD_AFTER = 2000
+
+
 def group_sums(
     session: Session, kind: int, scope: ColumnElement[bool], *where: Any
 ) -> pd.DataFrame:
@@ -86,31 +90,26 @@ def group_sums(
 
     Columns: ``k1``, ``k2``, ``orders``, ``revenue`` (float, from whole cents) and ``n``; one
     row per ``(k1, k2)`` with a non-zero count. On PostgreSQL the appended delta rows are
-    folded (``compact_group_counts``) once they outnumber the keys.
+    folded first (``compact_group_counts``) once there are ``FOLD_AFTER`` of them.
     """
+    if dialect_of(session) == "postgresql":
+        deltas = select(GroupCount.id).where(GroupCount.delta == 1).limit(FOLD_AFTER).subquery()
+        if session.scalar(select(func.count()).select_from(deltas)) >= FOLD_AFTER:
+            compact_group_counts(session)
     g = GroupCount
     stmt = (
-        select(
-            g.k1,
-            g.k2,
-            func.sum(g.orders),
-            func.sum(g.revenue_cents),
-            func.sum(g.n),
-            func.count(),
-        )
+        select(g.k1, g.k2, func.sum(g.orders), func.sum(g.revenue_cents), func.sum(g.n))
         .where(g.kind == kind, scope, *where)
-        .group_by(*[getattr(g, k) for k in _KEY])
+        .group_by(g.k1, g.k2)
+        .having(or_(func.sum(g.n) != 0, func.sum(g.orders) != 0, func.sum(g.revenue_cents) != 0))
     )
     rows = session.execute(stmt).all()
-    columns = ["k1", "k2", "orders", "revenue_cents", "n", "rows"]
-    df = pd.DataFrame([tuple(r) for r in rows], columns=columns)
-    if dialect_of(session) == "postgresql" and int(df["rows"].sum()) > 2 * len(df) + 1000:
-        compact_group_counts(session)
+    df = pd.DataFrame(
+        [tuple(r) for r in rows], columns=["k1", "k2", "orders", "revenue_cents", "n"]
+    )
     df = df.astype({"orders": "int64", "revenue_cents": "int64", "n": "int64"})
-    df = df.groupby(["k1", "k2"], as_index=False)[["orders", "revenue_cents", "n"]].sum()
-    df = df[(df["n"] != 0) | (df["orders"] != 0) | (df["revenue_cents"] != 0)]
     df["revenue"] = df.pop("revenue_cents") / 100.0
-    return df.reset_index(drop=True)
+    return df
 
 
 def compact_group_counts(session: Session) -> None:
@@ -123,8 +122,9 @@ def compact_group_counts(session: Session) -> None:
         text(
             f"WITH gone AS (DELETE FROM report_group_counts RETURNING {key},"
             " orders, revenue_cents, n)"
-            f" INSERT INTO report_group_counts ({key}, orders, revenue_cents, n)"
-            f" SELECT {key}, sum(orders), sum(revenue_cents), sum(n) FROM gone GROUP BY {key}"
+            f" INSERT INTO report_group_counts ({key}, orders, revenue_cents, n, delta)"
+            f" SELECT {key}, sum(orders), sum(revenue_cents), sum(n), 0 FROM gone"
+            f" GROUP BY {key}"
             " HAVING sum(n) <> 0 OR sum(orders) <> 0 OR sum(revenue_cents) <> 0"
         )
     )

@@ -14,7 +14,7 @@ Kept exact by triggers on both customer roll-ups (whatever changes them) and on 
 grouping columns; merged customers count nowhere. SQLite: row triggers add the change to the
 group's row (one writer at a time). PostgreSQL: statement triggers *append* signed delta rows
 (no row of the table is ever locked by a writer, so concurrent writers neither wait for nor
-deadlock on each other); readers sum the rows of a key and
+deadlock on each other), marked ``delta = 1``; readers sum the rows of a key and
 ``crm_core.reports.groups.compact_group_counts`` folds them.
 
 Revision ID: 0040
@@ -213,7 +213,9 @@ def _sqlite_upgrade(d: _Dialect) -> None:
 
 
 def _pg_function(name: str, parts: list[str], guard: str | None = None) -> str:
-    statement = f"INSERT INTO {_G} ({', '.join(_COLS)}) {_summed(parts)}"
+    statement = (
+        f"INSERT INTO {_G} ({', '.join(_COLS)}, delta) SELECT *, 1 FROM ({_summed(parts)}) d"
+    )
     check = ""
     if guard is not None:  # nothing to do unless a row of ``guard`` exists
         check = f"""
@@ -301,9 +303,18 @@ def upgrade() -> None:
         sa.Column("orders", sa.BigInteger(), nullable=False),
         sa.Column("revenue_cents", sa.BigInteger(), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.Column("delta", sa.SmallInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_group_counts")),
     )
     op.create_index("ix_report_group_counts_key", _G, list(_KEY), unique=False)
+    op.create_index(
+        "ix_report_group_counts_delta",
+        _G,
+        ["id"],
+        unique=False,
+        sqlite_where=sa.text("delta = 1"),
+        postgresql_where=sa.text("delta = 1"),
+    )
     op.create_index("ix_report_customer_orders_last_at", _T, ["last_at"], unique=False)
     op.execute(f"INSERT INTO {_G} ({', '.join(_COLS)}) {_everything(d)}")
     if d.sqlite:
@@ -320,5 +331,6 @@ def downgrade() -> None:
         if not sqlite:
             op.execute(f"DROP FUNCTION IF EXISTS {trigger}()")
     op.drop_index("ix_report_customer_orders_last_at", table_name=_T)
+    op.drop_index("ix_report_group_counts_delta", table_name=_G)
     op.drop_index("ix_report_group_counts_key", table_name=_G)
     op.drop_table(_G)
