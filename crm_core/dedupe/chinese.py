@@ -126,6 +126,26 @@ def _pinyin_of_char(char: str) -> str:
     return syllable
 
 
+class _PinyinTable(dict[int, str | None]):
+    """``str.translate`` table: a Chinese character to its syllable (``_pinyin_of_char``),
+    anything else to ``None`` (dropped); filled on first sight of each character."""
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        syllable = _pinyin_of_char(char) if CJK.match(char) else None
+        self[code] = syllable
+        return syllable
+
+
+_PINYIN_TABLE = _PinyinTable()
+
+
+def pinyin_string(text: str) -> str:
+    """The pinyin syllables of ``text`` joined (``"".join(pinyin(text))``), in one
+    ``str.translate`` call."""
+    return text.translate(_PINYIN_TABLE)
+
+
 def pinyin(text: str) -> list[str]:
     """Pinyin syllables (no tones) of the Chinese characters of ``text``, one per character."""
     out = []
@@ -179,8 +199,8 @@ def chinese_name_parts(name: str) -> tuple[str, str]:
         return "", ""
     surname_len = 2 if len(chars) > 2 and chars[:2] in COMPOUND_SURNAMES else 1
     surname, given = chars[:surname_len], chars[surname_len:]
-    surname_py = SURNAME_READINGS.get(surname) or "".join(pinyin(surname))
-    return surname_py, "".join(pinyin(given))
+    surname_py = SURNAME_READINGS.get(surname) or surname.translate(_PINYIN_TABLE)
+    return surname_py, given.translate(_PINYIN_TABLE)
 
 
 _SYLLABLES = (

@@ -26,12 +26,10 @@ from crm_core.dedupe.normalize import (
     _PHONE_RULES,
     _TRUNK_AFTER_86,
     NORMALIZED_COLUMNS,
-    _address_core,
-    _name_key,
-    _normalize_address,
+    _address_rows,
+    _name_rows,
     _normalize_city,
     _normalize_company,
-    _normalize_name,
 )
 from crm_core.normalize import try_normalize_phone
 
@@ -81,16 +79,6 @@ def _column_from(codes: np.ndarray, mapped: list[str | None]) -> NormalizedColum
     return NormalizedColumn(values=values, codes=out, uniques=uniques)
 
 
-def _name_and_key(text: str) -> tuple[str, str]:
-    name = _normalize_name(text)
-    return name, _name_key(name) if name else ""
-
-
-def _address_and_core(text: str) -> tuple[str, str]:
-    address = _normalize_address(text)
-    return address, _address_core(address) if address else ""
-
-
 def _emails(arr: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     """``normalize_email`` of a cleaned column (see ``_arrow_text``), in Arrow, with the
     local part and the domain of each address."""
@@ -129,31 +117,31 @@ def _phones(arr: pa.Array, region: str) -> pa.Array:
     return pa.array(result, pa.string())
 
 
-def _company_only(text: str) -> tuple[str, ...]:
-    return (_normalize_company(text),)
+def _company_rows(values: list[str]) -> list[tuple[str]]:
+    return [(_normalize_company(" ".join(v.split())),) for v in values]
 
 
-def _city_only(text: str) -> tuple[str, ...]:
-    return (_normalize_city(text),)
+def _city_rows(values: list[str]) -> list[tuple[str]]:
+    return [(_normalize_city(" ".join(v.split())),) for v in values]
 
 
-Normaliser = Callable[[str], tuple[str | None, ...]]
+Normaliser = Callable[[list[str]], list[tuple[str, ...]]]
 _NORMALISERS: dict[str, tuple[Normaliser, int]] = {
-    "name": (_name_and_key, 2),
-    "address": (_address_and_core, 2),
-    "company": (_company_only, 1),
-    "city": (_city_only, 1),
+    "name": (_name_rows, 2),
+    "address": (_address_rows, 2),
+    "company": (_company_rows, 1),
+    "city": (_city_rows, 1),
 }
-"""Per input column: the function normalising one distinct value, and how many columns it
-gives (a name gives the name and its key, an address the address and its building)."""
+"""Per input column: the function normalising a list of distinct values (after
+``_arrow_text``), and how many columns it gives per value (a name gives the name and its
+key, an address the address and its building; ``""`` for nothing)."""
 
 PARALLEL_MIN_DISTINCT = 20_000
 """Fewer distinct values than this are normalised in this process (a pool would not pay)."""
 
 
-def _apply(task: tuple[str, list[str]]) -> list[tuple[str | None, ...]]:
-    func, _ = _NORMALISERS[task[0]]
-    return [func(" ".join(v.split())) for v in task[1]]
+def _apply(task: tuple[str, list[str]]) -> list[tuple[str, ...]]:
+    return _NORMALISERS[task[0]][0](task[1])
 
 
 def _distinct(arr: pa.Array) -> tuple[np.ndarray, list[str]]:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
@@ -167,34 +169,71 @@ def prepare_columns(columns: dict[str, NormalizedColumn]) -> Prepared:
     return prepared
 
 
+_SPACE = (
+    r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+r"""Every character ``str.split()`` splits at, as an RE2 class body (RE2's ``\s`` is ASCII)."""
+_WORD = f"[^{_SPACE}]"
+_SPACED = f"^{_WORD}+(?: {_WORD}+)*$"
+"""Words parted by single spaces: what ``str.split`` and ``" ".join`` leave."""
+_CJK_CLASS = "[\\x{3400}-\\x{4dbf}\\x{4e00}-\\x{9fff}\\x{f900}-\\x{faff}]"
+_ASCII_OR_CJK = f"^(?:[\\x00-\\x7f]*|{_CJK_CLASS}+)$"
+
+
+def _bools(arr: pa.Array) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _objects(arr: pa.Array) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+
+
 def _name_features(prepared: Prepared) -> None:
+    """The name columns of ``Prepared`` from the distinct names and name keys, in Arrow
+    (values not made of words parted by single spaces go through ``_initialled``)."""
     codes, uniques = prepared.codes["name"], prepared.uniques["name"]
-    chinese = np.array([CJK.match(v) is not None for v in uniques] + [False], bool)
+    names = pa.array(uniques, pa.string())
+    chinese_u = _bools(pc.match_substring_regex(names, "^" + _CJK_CLASS))
+    chinese = np.r_[chinese_u, False]
     prepared.chinese_name = chinese[codes]
-    forms = [_initialled(v) for v in uniques]
-    has_initial = np.array([f is not None and f[1] for f in forms] + [False], bool)
-    initialled, _ = pd.factorize(
-        np.array([f[0] if f else None for f in forms] + [None], dtype=object)
-    )
+    # "nicholas vargas" -> "n vargas" (every word but the last cut to its first letter)
+    spaced = _bools(pc.match_substring_regex(names, _SPACED))
+    several = _bools(pc.match_substring(names, " ")) & spaced & ~chinese_u
+    forms = _objects(pc.replace_substring_regex(names, f"({_WORD}){_WORD}* ", r"\1 "))
+    has_initial = _bools(pc.match_substring_regex(names, f"(?:^| ){_WORD} ")) & several
+    forms[~several] = None
+    for i in np.flatnonzero(~spaced & ~chinese_u):  # odd spacing: the scalar way
+        form = _initialled(uniques[i])
+        forms[i], has_initial[i] = (form[0], form[1]) if form else (None, False)
+    initialled, _ = pd.factorize(np.r_[forms, np.array([None], dtype=object)])
     prepared.name_initialled = initialled[codes].astype(np.int32)
-    prepared.name_has_initial = has_initial[codes]
-    digits, _ = pd.factorize(np.array([_DIGITS.sub("", v) for v in uniques] + [""], dtype=object))
-    prepared.name_digits = digits[codes].astype(np.int32)
-    chars = [_NOT_CJK.sub("", v) if c else None for v, c in zip(uniques, chinese[:-1], strict=True)]
-    char_codes, _ = pd.factorize(np.array(chars + [None], dtype=object), use_na_sentinel=True)
+    prepared.name_has_initial = np.r_[has_initial, False][codes]
+    # digits: Arrow knows ASCII digits; a name neither ASCII nor Chinese goes through re's \d
+    digits = _objects(pc.replace_substring_regex(names, "[^0-9]+", ""))
+    for i in np.flatnonzero(~_bools(pc.match_substring_regex(names, _ASCII_OR_CJK))):
+        digits[i] = _DIGITS.sub("", uniques[i])
+    digit_codes, _ = pd.factorize(np.r_[digits, np.array([""], dtype=object)])
+    prepared.name_digits = digit_codes[codes].astype(np.int32)
+    chars = _objects(pc.replace_substring_regex(names, f"[^{_CJK_CLASS[1:-1]}]+", ""))
+    chars[~chinese_u] = None
+    char_codes, _ = pd.factorize(np.r_[chars, np.array([None], dtype=object)])
     prepared.name_chars = char_codes[codes].astype(np.int32)
-    plain = [c is not None and c == v for c, v in zip(chars, uniques, strict=True)]
-    prepared.name_plain = np.array(plain + [False], bool)[codes]
+    plain = chinese_u & (chars == uniques)
+    prepared.name_plain = np.r_[plain, False][codes]
     codes, uniques = prepared.codes["name_key"], prepared.uniques["name_key"]
-    tokens = [v.split() for v in uniques]
-    count = np.array([len(t) for t in tokens] + [0], np.int32)
-    reverse = np.array([" ".join(t[::-1]) for t in tokens] + [None], dtype=object)
-    prepared.name_tokens = count[codes]
-    prepared.name_key_reversed = reverse[codes]
+    keys = pa.array(uniques, pa.string())
+    spaced = _bools(pc.match_substring_regex(keys, _SPACED))
+    count = np.asarray(pc.count_substring(keys, " ").to_numpy(), np.int32) + 1
+    reverse = _objects(pc.replace_substring_regex(keys, f"^({_WORD}+) ({_WORD}+)$", r"\2 \1"))
+    for i in np.flatnonzero(~spaced | (count > 2)):  # three words or odd spacing
+        tokens = uniques[i].split()
+        count[i], reverse[i] = len(tokens), " ".join(tokens[::-1])
+    prepared.name_tokens = np.r_[count, np.int32(0)][codes]
+    prepared.name_key_reversed = np.r_[reverse, np.array([None], dtype=object)][codes]
 
 
 _DIGITS = re.compile(r"\D+")
-_NOT_CJK = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
 def _initialled(name: str) -> tuple[str, bool] | None:
