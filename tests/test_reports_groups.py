@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, select, update
 
 from crm_core import reports
 from crm_core.models import Customer, GroupCount, Order
-from crm_core.reports import churn, cohorts, revenue
+from crm_core.reports import churn, cohorts, revenue, rfm
 from crm_core.reports._common import frame
 from crm_core.reports.groups import (
     compact_group_counts,
@@ -118,6 +118,21 @@ def _compare(db, staff, monkeypatch) -> None:
             pd.testing.assert_frame_equal(fast_churn, want_churn, obj=where)
             pd.testing.assert_frame_equal(fast_cohorts, want_cohorts, obj=where)
             assert fast_cohorts.attrs == want_cohorts.attrs
+            _compare_rfm(db, actor, f, monkeypatch)
+
+
+def _compare_rfm(db, actor, f, monkeypatch) -> None:
+    """RFM scored in numpy equals RFM scored by window functions in SQL."""
+    with db.transaction() as s:
+        fast_segments = reports.rfm_segments(s, actor=actor, filters=f, now=NOW)
+        fast_top = reports.rfm_scores(s, actor=actor, filters=f, now=NOW, limit=15)
+        with monkeypatch.context() as m:
+            m.setattr(rfm, "_totals_window", lambda *a, **k: (False, None))
+            want_segments = reports.rfm_segments(s, actor=actor, filters=f, now=NOW)
+            want_top = reports.rfm_scores(s, actor=actor, filters=f, now=NOW, limit=15)
+    where = f"rfm {actor.username} {f}"
+    pd.testing.assert_frame_equal(fast_segments, want_segments, rtol=1e-9, obj=where)
+    pd.testing.assert_frame_equal(fast_top, want_top, rtol=1e-9, obj=where)
 
 
 def test_group_reports_equal_the_straightforward_queries_for_every_role(db, staff, monkeypatch):

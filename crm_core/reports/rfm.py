@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Integer, and_, case, cast, func, select
+from sqlalchemy import BigInteger, Float, Integer, String, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -57,6 +59,97 @@ def _quintile(column: Any, dialect: str) -> Any:
     if dialect != "sqlite":  # PostgreSQL rounds when casting to an integer; SQLite truncates
         scaled = func.floor(scaled)
     return cast(scaled, Integer) + 1
+
+
+#: ``rfm_scores`` with a limit up to this many rows scores in Python (names read for those).
+SCORE_IN_PYTHON_LIMIT = 20_000
+
+
+def _totals_window(
+    session: Session, filters: ReportFilter | None, now: datetime
+) -> tuple[bool, datetime | None]:
+    """Whether every counted order up to ``now`` is in range (the per-customer roll-up
+    answers), and the exclusive end of the orders to read otherwise."""
+    f = filters or ReportFilter()
+    end = history_end(session, now)
+    if f.end is not None:
+        end = f.end if end is None else min(end, f.end)
+    return f.start is None and end is None, end
+
+
+def _microseconds(column: Any, dialect: str) -> Any:
+    """A UTC timestamp column as whole microseconds since 1970 (exact, for ranking)."""
+    if dialect == "sqlite":  # text 'YYYY-MM-DD HH:MM:SS[.ffffff]'
+        seconds = cast(func.strftime("%s", column), Integer) * 1_000_000
+        return seconds + cast(
+            func.substr(column.op("||")(literal("000000", String)), 21, 6), Integer
+        )
+    return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Every in-scope customer's RFM values and scores (numpy arrays of equal length)."""
+
+    customer_id: np.ndarray
+    recency_days: np.ndarray
+    frequency: np.ndarray
+    monetary: np.ndarray
+    r: np.ndarray
+    f: np.ndarray
+    m: np.ndarray
+    segment: np.ndarray
+
+
+def _quintile_of(values: np.ndarray) -> np.ndarray:
+    """``_quintile`` in numpy: 1-5 from ``cume_dist`` (the share of values at or below)."""
+    ordered = np.sort(values, kind="stable")
+    cume = np.searchsorted(ordered, values, side="right") / float(len(values))
+    return (np.floor(cume * 5 - 0.000001) + 1).astype("int64")
+
+
+def _segment_of(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
+    fm2 = f + m
+    return np.select(
+        [
+            (r >= 4) & (fm2 >= 8),
+            (r >= 3) & (fm2 >= 6),
+            r >= 4,
+            (r <= 2) & (fm2 >= 6),
+            r == 3,
+        ],
+        ["champions", "loyal", "promising", "at_risk", "need_attention"],
+        default="hibernating",
+    )
+
+
+def _scores_in_python(session: Session, scope: Any, now: datetime) -> _Scores:
+    """One pass over the per-customer roll-up: the in-scope customers' values, scored with
+    numpy exactly as ``_scored`` scores them in SQL (equal values, equal scores)."""
+    dialect = dialect_of(session)
+    t = CustomerOrderTotals
+    stmt = (
+        select(
+            t.customer_id,
+            _microseconds(t.last_at, dialect),
+            t.orders,
+            cast(t.revenue, Float),
+        )
+        .join(Customer, Customer.id == t.customer_id)
+        .where(scope)
+    )
+    columns = list(zip(*session.execute(stmt).all(), strict=True)) or [(), (), (), ()]
+    ids = np.array(columns[0], dtype="int64")
+    last = np.array(columns[1], dtype="int64")
+    frequency = np.array(columns[2], dtype="int64")
+    monetary = np.array(columns[3], dtype="float64")
+    now_us = int(now.astimezone(UTC).timestamp()) * 1_000_000 + now.microsecond
+    recency = (now_us - last) / 86_400_000_000
+    if len(ids):
+        r, f, m = _quintile_of(last), _quintile_of(frequency), _quintile_of(monetary)
+    else:
+        r = f = m = np.zeros(0, dtype="int64")
+    return _Scores(ids, recency, frequency, monetary, r, f, m, _segment_of(r, f, m))
 
 
 def _scored(session: Session, actor: Actor, filters: ReportFilter | None, now: datetime) -> Any:
@@ -134,6 +227,12 @@ def rfm_scores(
     ``segment`` (see ``SEGMENTS``).
     """
     now = now_or(now)
+    whole, _ = _totals_window(session, filters, now)
+    if whole and limit and limit <= SCORE_IN_PYTHON_LIMIT:
+        scope = customer_scope(session, actor=actor, filters=filters)
+        scores = _scores_in_python(session, scope, now)
+        if len(scores.customer_id):  # (none: the SQL below gives the typed empty frame)
+            return _top_scores(session, actor, scores, limit)
     scored = _scored(session, actor, filters, now)
     stmt = (
         select(
@@ -163,6 +262,39 @@ def rfm_scores(
     return df
 
 
+def _top_scores(session: Session, actor: Actor, scores: _Scores, limit: int) -> pd.DataFrame:
+    """The ``limit`` biggest spenders of ``scores`` as ``rfm_scores`` rows."""
+    order = np.lexsort((scores.customer_id, -scores.monetary))[:limit]
+    ids = [int(i) for i in scores.customer_id[order]]
+    t = CustomerOrderTotals
+    found = {
+        cid: (name, last)
+        for cid, name, last in session.execute(
+            select(Customer.id, Customer.name, t.last_at)
+            .join(t, t.customer_id == Customer.id)
+            .where(Customer.id.in_(ids))
+        )
+    }
+    df = pd.DataFrame(
+        {
+            "customer_id": pd.Series(ids, dtype="int64"),
+            "name": [found[i][0] for i in ids],
+            "last_order_at": [found[i][1] for i in ids],
+            "recency_days": scores.recency_days[order].astype("float64"),
+            "frequency": scores.frequency[order].astype("int64"),
+            "monetary": scores.monetary[order].astype("float64"),
+            "r": scores.r[order],
+            "f": scores.f[order],
+            "m": scores.m[order],
+            "segment": scores.segment[order].astype(object),
+        }
+    )
+    if access.field_mode(actor) != "full":
+        df["name"] = [access.shape_for(actor, {"name": n})["name"] for n in df["name"]]
+    df.insert(9, "rfm", df["r"].astype(str) + df["f"].astype(str) + df["m"].astype(str))
+    return df
+
+
 def rfm_segments(
     session: Session,
     *,
@@ -175,7 +307,12 @@ def rfm_segments(
     Columns: ``segment``, ``customers``, ``share`` (0-1), ``avg_recency_days``,
     ``avg_frequency``, ``avg_monetary`` and ``revenue`` (total of the segment's orders).
     """
-    scored = _scored(session, actor, filters, now_or(now))
+    now = now_or(now)
+    whole, _ = _totals_window(session, filters, now)
+    if whole:
+        scope = customer_scope(session, actor=actor, filters=filters)
+        return _segments_frame(_segments_in_python(_scores_in_python(session, scope, now)))
+    scored = _scored(session, actor, filters, now)
     c = scored.c
     stmt = select(
         c.segment,
@@ -185,7 +322,27 @@ def rfm_segments(
         func.avg(c.monetary),
         func.sum(c.monetary),
     ).group_by(c.segment)
-    found = {row[0]: row[1:] for row in session.execute(stmt)}
+    return _segments_frame({row[0]: tuple(row[1:]) for row in session.execute(stmt)})
+
+
+def _segments_in_python(scores: _Scores) -> dict[str, tuple[Any, ...]]:
+    """``{segment: (customers, avg recency, avg frequency, avg monetary, revenue)}``."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for name, _ in SEGMENTS:
+        mask = scores.segment == name
+        n = int(mask.sum())
+        if n:
+            out[name] = (
+                n,
+                float(scores.recency_days[mask].mean()),
+                float(scores.frequency[mask].mean()),
+                float(scores.monetary[mask].mean()),
+                float(scores.monetary[mask].sum()),
+            )
+    return out
+
+
+def _segments_frame(found: dict[str, tuple[Any, ...]]) -> pd.DataFrame:
     rows = [(name, *found.get(name, (0, None, None, None, 0))) for name, _ in SEGMENTS]
     df = frame(rows, [c for c in SEGMENT_COLUMNS if c != "share"])
     df = to_int(df, "customers")
