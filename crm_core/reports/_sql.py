@@ -28,6 +28,21 @@ def month_key(column: Any, dialect: str) -> ColumnElement[str]:
     return func.to_char(utc(column, dialect), "YYYY-MM")
 
 
+def month_bucket(column: Any, dialect: str) -> ColumnElement[Any]:
+    """The UTC month of a timestamp column, cheap to group by: PostgreSQL groups a
+    ``date_trunc`` timestamp by hashing (a ``to_char`` text key was sorted with the collation:
+    7 s instead of 1.7 s for a million interactions). Turn it into ``'YYYY-MM'`` with
+    ``month_text``."""
+    if dialect == "sqlite":
+        return func.substr(column, 1, 7)
+    return func.date_trunc("month", utc(column, dialect))
+
+
+def month_text(values: Any) -> list[str]:
+    """``'YYYY-MM'`` of ``month_bucket`` values (text on SQLite, timestamps on PostgreSQL)."""
+    return [v if isinstance(v, str) else f"{v:%Y-%m}" for v in values]
+
+
 def month_key_after(column: Any, days: int, dialect: str) -> ColumnElement[str]:
     """``'YYYY-MM'`` of a timestamp column plus ``days`` days."""
     if dialect == "sqlite":

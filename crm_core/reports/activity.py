@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from crm_core.access import Actor
 from crm_core.models import Customer, Interaction, Role, Task
 from crm_core.reports._common import frame, now_or, to_int, user_names
-from crm_core.reports._sql import days_between, dialect_of, month_key, timestamp
+from crm_core.reports._sql import days_between, dialect_of, month_bucket, month_text, timestamp
 from crm_core.reports.filters import ReportFilter, customer_scope, in_range
 
 OVERDUE_COLUMNS = (
@@ -33,7 +33,7 @@ def interactions_by_month(
     Columns: ``month`` (``'YYYY-MM'``), ``user_id`` (who logged it), ``user``, ``kind``,
     ``interactions``. Interactions with the filtered customers, in the date range.
     """
-    month = month_key(Interaction.occurred_at, dialect_of(session)).label("month")
+    month = month_bucket(Interaction.occurred_at, dialect_of(session)).label("month")
     stmt = (
         select(month, Interaction.user_id, Interaction.kind, func.count(Interaction.id))
         .join(Customer, Customer.id == Interaction.customer_id)
@@ -43,6 +43,7 @@ def interactions_by_month(
         .order_by(month, Interaction.user_id, Interaction.kind)
     )
     df = frame(session.execute(stmt), ["month", "user_id", "kind", "interactions"])
+    df["month"] = month_text(df["month"])
     names = user_names(session, df["user_id"])
     df.insert(2, "user", df["user_id"].map(lambda u: names.get(u, ("", None, ""))[0] if u else ""))
     df["user_id"] = df["user_id"].astype("Int64")

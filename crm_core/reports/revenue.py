@@ -14,7 +14,7 @@ from crm_core.access import Actor
 from crm_core.errors import InvalidInput
 from crm_core.models import Customer, GroupCount, Order
 from crm_core.reports._common import counted_order, frame, to_float, to_int
-from crm_core.reports._sql import dialect_of, month_key
+from crm_core.reports._sql import dialect_of, month_bucket, month_text
 from crm_core.reports.filters import ReportFilter, customer_scope, in_range
 from crm_core.reports.groups import REVENUE, group_scope, group_sums
 from crm_core.reports.rollups import customer_months, split_range
@@ -60,7 +60,7 @@ def _revenue_from_orders(
     session: Session, actor: Actor, filters: ReportFilter | None, by: str | None
 ) -> Any:
     """``SELECT`` of the revenue per month (and ``by``) straight from the orders."""
-    month = month_key(Order.ordered_at, dialect_of(session)).label("month")
+    month = month_bucket(Order.ordered_at, dialect_of(session)).label("month")
     keys = [month] + ([REVENUE_GROUPS[by].label(by)] if by else [])
     return (
         select(
@@ -108,7 +108,9 @@ def _revenue_from_groups(
             stmt = stmt.where(Order.ordered_at >= start)
         if end is not None:
             stmt = stmt.where(Order.ordered_at < end)
-        parts.append(frame(session.execute(stmt), ["month", "orders", "revenue", "customers"]))
+        part = frame(session.execute(stmt), ["month", "orders", "revenue", "customers"])
+        part["month"] = month_text(part["month"])
+        parts.append(part)
     df = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
     df = df.sort_values("month", kind="stable").reset_index(drop=True)
     return _typed(df[["month", "orders", "revenue", "customers"]])
@@ -140,6 +142,7 @@ def _revenue_from_rollup(
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     df = to_int(to_float(df, "revenue"), "orders", "customers")
+    df["month"] = month_text(df["month"])
     df["month"] = df["month"].astype("string")
     return df
 
