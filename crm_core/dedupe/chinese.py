@@ -15,6 +15,8 @@ from pathlib import Path
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 CJK_ONLY = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
+CJK_RE2 = r"[\x{3400}-\x{4dbf}\x{4e00}-\x{9fff}\x{f900}-\x{faff}]"
+"""``CJK`` written for RE2 (Arrow's regular expressions)."""
 
 _COMPOUND_SURNAMES = (
     "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 令狐 夏侯 长孙 宇文 司徒 端木 独孤 南宫 西门 "
@@ -103,6 +105,14 @@ class _Simplifier:
 
 
 _simplifier = _Simplifier()
+
+
+def traditional_characters() -> frozenset[str] | None:
+    """The characters ``to_simplified`` changes, or ``None`` when it converts every text
+    with OpenCC (no character table): text holding none of them is already simplified."""
+    if _simplifier.table is None:
+        _simplifier.load()
+    return _simplifier.traditional if _simplifier.table else None
 
 
 def to_simplified(text: str) -> str:

@@ -10,6 +10,7 @@ stay cheap. ``normalize_columns`` also returns each column's integer codes.
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crm_core.dedupe.chinese import (
+    CJK_RE2,
+    COMPOUND_SURNAMES,
+    SURNAME_READINGS,
+    pinyin_string,
+    traditional_characters,
+)
 from crm_core.dedupe.normalize import (
+    _CN_NAME_ENDINGS,
     _EMAIL,
     _GMAIL,
+    _LATIN_SUFFIXES,
     _PHONE_PUNCT,
     _PHONE_RULES,
     _TRUNK_AFTER_86,
@@ -31,6 +41,7 @@ from crm_core.dedupe.normalize import (
     _normalize_city,
     _normalize_company,
 )
+from crm_core.dedupe.vocabulary import NICKNAMES, TITLES
 from crm_core.normalize import try_normalize_phone
 
 
@@ -68,10 +79,10 @@ class NormalizedColumn:
     uniques: np.ndarray
 
 
-def _column_from(codes: np.ndarray, mapped: list[str | None]) -> NormalizedColumn:
+def _column_from(codes: np.ndarray, mapped: np.ndarray) -> NormalizedColumn:
     """A column from per-distinct codes and the normalised value of each distinct value
     (several distinct inputs may give one normalised value)."""
-    merged, uniques = pd.factorize(np.array(mapped, dtype=object), use_na_sentinel=True)
+    merged, uniques = pd.factorize(mapped, use_na_sentinel=True)
     merged = np.r_[merged, -1]
     out = merged[codes].astype(np.int32)
     uniques = np.asarray(uniques, dtype=object)
@@ -117,6 +128,102 @@ def _phones(arr: pa.Array, region: str) -> pa.Array:
     return pa.array(result, pa.string())
 
 
+def _map_distinct(arr: pa.Array, func: Callable[[str], str]) -> pa.Array:
+    """``func`` applied once to each distinct value of a string array without nulls."""
+    encoded = pc.dictionary_encode(arr)
+    mapped = pa.array([func(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    return mapped.take(encoded.indices)
+
+
+def _rows(mask: pa.Array) -> np.ndarray:
+    return np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool))
+
+
+def _joined_in_order(a: pa.Array, b: pa.Array, *, strict: bool) -> pa.Array:
+    """``"a b"`` or ``"b a"``, the smaller first (``a`` first on a tie unless ``strict``)."""
+    first = pc.less(a, b) if strict else pc.less_equal(a, b)
+    return pc.if_else(
+        first, pc.binary_join_element_wise(a, b, " "), pc.binary_join_element_wise(b, a, " ")
+    )
+
+
+def _latin_names(values: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Rows of ``values`` of the form ``John Smith`` (two words of ASCII letters, no title,
+    no legal suffix) with their name and key: ``_normalize_name``'s common case, and
+    ``_name_key`` of two words (nicknames written out, sorted)."""
+    rows = _rows(pc.match_substring_regex(values, "^[A-Za-z]+ [A-Za-z]+$"))
+    text = pc.utf8_lower(values.take(rows))
+    words = pc.split_pattern(text, " ")
+    first, last = pc.list_element(words, 0), pc.list_element(words, 1)
+    titles, suffixes = pa.array(sorted(TITLES)), pa.array(sorted(_LATIN_SUFFIXES))
+    odd = pc.or_(pc.or_(pc.is_in(first, titles), pc.is_in(last, titles)), pc.is_in(last, suffixes))
+    keep = _rows(pc.invert(odd))
+
+    def full(word: str) -> str:
+        return NICKNAMES.get(word, word)
+
+    key = _joined_in_order(_map_distinct(first, full), _map_distinct(last, full), strict=False)
+    return rows[keep], text.take(keep), key.take(keep)
+
+
+_ENDINGS_RE2 = "(?:" + "|".join(re.escape(e) for e in _CN_NAME_ENDINGS) + ")$"
+
+
+def _chinese_names(values: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Rows of ``values`` of one to four simplified Chinese characters (no title, no legal
+    suffix, no compound surname) with their name and key: ``_normalize_name``'s common case
+    and ``_name_key`` of it (pinyin of surname and given name, in order)."""
+    traditional = traditional_characters()
+    if traditional is None:  # every name goes through OpenCC's own conversion
+        return np.empty(0, np.int64), pa.array([], pa.string()), pa.array([], pa.string())
+    rows = _rows(pc.match_substring_regex(values, f"^{CJK_RE2}{{1,4}}$"))
+    text = values.take(rows)
+    chars = [pc.utf8_slice_codeunits(text, i, i + 1) for i in range(4)]  # "" past the end
+    odd = pc.match_substring_regex(text, _ENDINGS_RE2)
+    long = pc.greater(pc.utf8_length(text), 2)
+    odd = pc.or_(odd, pc.and_(long, pc.is_in(pc.utf8_slice_codeunits(text, 0, 2), _COMPOUND)))
+    known = pa.array(sorted(traditional))
+    for char in chars:
+        odd = pc.or_(odd, pc.is_in(char, known))  # to_simplified would change it
+    surname = _map_distinct(chars[0], lambda c: SURNAME_READINGS.get(c) or pinyin_string(c))
+    given = pc.binary_join_element_wise(*(_map_distinct(c, pinyin_string) for c in chars[1:]), "")
+    empty = pc.or_(pc.equal(surname, ""), pc.equal(given, ""))
+    keep = _rows(pc.invert(pc.or_(odd, empty)))
+    key = _joined_in_order(given.take(keep), surname.take(keep), strict=True)
+    return rows[keep], text.take(keep), key
+
+
+_COMPOUND = pa.array(sorted(COMPOUND_SURNAMES))
+
+
+def _name_columns(values: pa.Array) -> list[np.ndarray]:
+    """Normalised names and their keys (``_name_rows``): the common shapes in Arrow, the
+    rest one by one."""
+    names = np.full(len(values), None, dtype=object)
+    keys = np.full(len(values), None, dtype=object)
+    done = np.zeros(len(values), bool)
+    for rows, name, key in (_latin_names(values), _chinese_names(values)):
+        names[rows] = name.to_numpy(zero_copy_only=False)
+        keys[rows] = key.to_numpy(zero_copy_only=False)
+        done[rows] = True
+    rest = np.flatnonzero(~done)
+    if len(rest):
+        found = _name_rows(values.take(rest).to_pylist())
+        names[rest] = [r[0] for r in found]
+        keys[rest] = [r[1] for r in found]
+    return [names, keys]
+
+
+def _python_columns(
+    func: Callable[[list[str]], list[tuple[str, ...]]], width: int
+) -> Callable[[pa.Array], list[np.ndarray]]:
+    def columns(values: pa.Array) -> list[np.ndarray]:
+        rows = func(values.to_pylist())
+        return [np.array([r[k] for r in rows] + [None], dtype=object)[:-1] for k in range(width)]
+
+    return columns
+
+
 def _company_rows(values: list[str]) -> list[tuple[str]]:
     return [(_normalize_company(" ".join(v.split())),) for v in values]
 
@@ -125,29 +232,29 @@ def _city_rows(values: list[str]) -> list[tuple[str]]:
     return [(_normalize_city(" ".join(v.split())),) for v in values]
 
 
-Normaliser = Callable[[list[str]], list[tuple[str, ...]]]
-_NORMALISERS: dict[str, tuple[Normaliser, int]] = {
-    "name": (_name_rows, 2),
-    "address": (_address_rows, 2),
-    "company": (_company_rows, 1),
-    "city": (_city_rows, 1),
+Normaliser = Callable[[pa.Array], list[np.ndarray]]
+_NORMALISERS: dict[str, Normaliser] = {
+    "name": _name_columns,
+    "address": _python_columns(_address_rows, 2),
+    "company": _python_columns(_company_rows, 1),
+    "city": _python_columns(_city_rows, 1),
 }
-"""Per input column: the function normalising a list of distinct values (after
-``_arrow_text``), and how many columns it gives per value (a name gives the name and its
-key, an address the address and its building; ``""`` for nothing)."""
+"""Per input column: the function normalising its distinct values (after ``_arrow_text``,
+no nulls) into one or more columns (a name gives the name and its key, an address the
+address and its building), ``""`` or ``None`` for nothing."""
 
 PARALLEL_MIN_DISTINCT = 20_000
 """Fewer distinct values than this are normalised in this process (a pool would not pay)."""
 
 
-def _apply(task: tuple[str, list[str]]) -> list[tuple[str, ...]]:
-    return _NORMALISERS[task[0]][0](task[1])
+def _apply(task: tuple[str, pa.Array]) -> list[np.ndarray]:
+    return _NORMALISERS[task[0]](task[1])
 
 
-def _distinct(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+def _distinct(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     encoded = pc.dictionary_encode(arr)
     codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int64)
-    return codes, encoded.dictionary.to_pylist()
+    return codes, encoded.dictionary
 
 
 def _pool(processes: int) -> Any:
@@ -159,7 +266,7 @@ def _pool(processes: int) -> Any:
 
 
 def _submit(
-    pool: Any, distinct: dict[str, tuple[np.ndarray, list[str]]], processes: int
+    pool: Any, distinct: dict[str, tuple[np.ndarray, pa.Array]], processes: int
 ) -> dict[str, Any]:
     """Start normalising the distinct values of each column: in ``pool`` (results later) or,
     without a pool, right now."""
@@ -175,14 +282,16 @@ def _submit(
 
 
 def _collect(
-    started: dict[str, Any], distinct: dict[str, tuple[np.ndarray, list[str]]]
+    started: dict[str, Any], distinct: dict[str, tuple[np.ndarray, pa.Array]]
 ) -> dict[str, list[NormalizedColumn]]:
     out = {}
     for name, job in started.items():
-        rows = job if isinstance(job, list) else [row for chunk in job.get() for row in chunk]
-        codes = distinct[name][0]
-        width = _NORMALISERS[name][1]
-        out[name] = [_column_from(codes, [r[k] or None for r in rows]) for k in range(width)]
+        parts = [job] if isinstance(job, list) else job.get()
+        out[name] = []
+        for k in range(len(parts[0])):
+            mapped = np.concatenate([np.empty(0, object), *(part[k] for part in parts)])
+            mapped[mapped == ""] = None
+            out[name].append(_column_from(distinct[name][0], mapped))
     return out
 
 

@@ -15,12 +15,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from crm_core.dedupe.chinese import (
-    _PINYIN_TABLE,
     CJK,
     CJK_ONLY,
     CJK_RUN,
-    COMPOUND_SURNAMES,
-    SURNAME_READINGS,
     chinese_name_parts,
     is_transcription,
     split_pinyin_name,
@@ -231,49 +228,13 @@ def name_key(value: object) -> str | None:
 
 
 def _name_rows(values: list[str]) -> list[tuple[str, str]]:
-    """``(name, key)`` of each value, as ``_normalize_name`` and ``_name_key`` give them
-    (``""`` for nothing), after collapsing its spaces: the bulk form of ``normalize_name``
-    and ``name_key``. The two common shapes, ``john smith`` and ``王小明``, are done here
-    inline (the same steps, fewer calls); any other value goes through the scalar functions."""
-    titles, suffixes, nicknames = TITLES, _LATIN_SUFFIXES, NICKNAMES
-    cjk_only, endings, simplify = CJK_ONLY.match, _CN_NAME_ENDINGS, to_simplified
-    compound, readings, table = COMPOUND_SURNAMES, SURNAME_READINGS, _PINYIN_TABLE
+    """``(name, key)`` of each value after collapsing its spaces, as ``_normalize_name`` and
+    ``_name_key`` give them (``""`` for nothing): the bulk form of ``normalize_name`` and
+    ``name_key`` (``crm_core.dedupe.frame`` does the common shapes in Arrow first)."""
     out: list[tuple[str, str]] = []
-    append = out.append
     for value in values:
-        clean = " ".join(value.split())
-        text = clean.lower()
-        if text.isascii():
-            words = text.split()
-            if (  # _normalize_name's common case, then _name_key's token branch
-                len(words) > 1
-                and text.replace(" ", "").isalpha()
-                and titles.isdisjoint(words)
-                and words[-1] not in suffixes
-            ):
-                tokens = [nicknames.get(t, t) for t in words]
-                long = [t for t in tokens if len(t) > 1 or t.isdigit()]
-                if len(long) >= 2:
-                    tokens = long
-                tokens.sort()
-                append((" ".join(words), " ".join(tokens)))
-                continue
-        elif len(text) <= 4 and cjk_only(text):
-            name = simplify(text)
-            if len(name) <= 4 and cjk_only(name) and not name.endswith(endings):
-                # _name_key of characters only: chinese_name_parts, ordered
-                cut = 2 if len(name) > 2 and name[:2] in compound else 1
-                surname = readings.get(name[:cut]) or name[:cut].translate(table)
-                given = name[cut:].translate(table)
-                if not given or not surname:
-                    append((name, surname or given))
-                else:
-                    append(
-                        (name, f"{given} {surname}" if given < surname else f"{surname} {given}")
-                    )
-                continue
-        name = _normalize_name(clean)
-        append((name, _name_key(name) if name else ""))
+        name = _normalize_name(" ".join(value.split()))
+        out.append((name, _name_key(name) if name else ""))
     return out
 
 

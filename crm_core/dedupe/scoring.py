@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from crm_core.dedupe.chinese import CJK
+from crm_core.dedupe.chinese import CJK, CJK_RE2
 from crm_core.dedupe.frame import NormalizedColumn, normalize_columns
 from crm_core.dedupe.normalize import NORMALIZED_COLUMNS
 
@@ -177,8 +177,7 @@ r"""Every character ``str.split()`` splits at, as an RE2 class body (RE2's ``\s`
 _WORD = f"[^{_SPACE}]"
 _SPACED = f"^{_WORD}+(?: {_WORD}+)*$"
 """Words parted by single spaces: what ``str.split`` and ``" ".join`` leave."""
-_CJK_CLASS = "[\\x{3400}-\\x{4dbf}\\x{4e00}-\\x{9fff}\\x{f900}-\\x{faff}]"
-_ASCII_OR_CJK = f"^(?:[\\x00-\\x7f]*|{_CJK_CLASS}+)$"
+_ASCII_OR_CJK = f"^(?:[\\x00-\\x7f]*|{CJK_RE2}+)$"
 
 
 def _bools(arr: pa.Array) -> np.ndarray:
@@ -194,7 +193,7 @@ def _name_features(prepared: Prepared) -> None:
     (values not made of words parted by single spaces go through ``_initialled``)."""
     codes, uniques = prepared.codes["name"], prepared.uniques["name"]
     names = pa.array(uniques, pa.string())
-    chinese_u = _bools(pc.match_substring_regex(names, "^" + _CJK_CLASS))
+    chinese_u = _bools(pc.match_substring_regex(names, "^" + CJK_RE2))
     chinese = np.r_[chinese_u, False]
     prepared.chinese_name = chinese[codes]
     # "nicholas vargas" -> "n vargas" (every word but the last cut to its first letter)
@@ -215,7 +214,7 @@ def _name_features(prepared: Prepared) -> None:
         digits[i] = _DIGITS.sub("", uniques[i])
     digit_codes, _ = pd.factorize(np.r_[digits, np.array([""], dtype=object)])
     prepared.name_digits = digit_codes[codes].astype(np.int32)
-    chars = _objects(pc.replace_substring_regex(names, f"[^{_CJK_CLASS[1:-1]}]+", ""))
+    chars = _objects(pc.replace_substring_regex(names, f"[^{CJK_RE2[1:-1]}]+", ""))
     chars[~chinese_u] = None
     char_codes, _ = pd.factorize(np.r_[chars, np.array([None], dtype=object)])
     prepared.name_chars = char_codes[codes].astype(np.int32)
