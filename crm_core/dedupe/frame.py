@@ -13,6 +13,7 @@ import multiprocessing as mp
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,13 +36,15 @@ from crm_core.dedupe.normalize import (
     _PHONE_PUNCT,
     _PHONE_RULES,
     _TRUNK_AFTER_86,
+    _UNIT,
     NORMALIZED_COLUMNS,
+    SPACE_RE2,
     _address_rows,
     _name_rows,
     _normalize_city,
     _normalize_company,
 )
-from crm_core.dedupe.vocabulary import NICKNAMES, TITLES
+from crm_core.dedupe.vocabulary import ADDRESS_WORDS, NICKNAMES, TITLES
 from crm_core.normalize import try_normalize_phone
 
 
@@ -214,6 +217,75 @@ def _name_columns(values: pa.Array) -> list[np.ndarray]:
     return [names, keys]
 
 
+_SPACES_RE2 = f"[{SPACE_RE2}]+"
+
+
+def _latin_addresses(values: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Rows of ASCII addresses with their normalised address and building (what
+    ``_normalize_address`` and ``_address_core`` give): words of letters and digits,
+    abbreviations written out, a flat, suite or room dropped from the building."""
+    rows = _rows(pc.string_is_ascii(values))
+    words = pc.replace_substring_regex(pc.ascii_lower(values.take(rows)), "[^a-z0-9]+", " ")
+    words = pc.split_pattern(pc.utf8_trim(words, " "), " ")
+    written = _map_distinct(pc.list_flatten(words), lambda w: ADDRESS_WORDS.get(w, w))
+    joined = pc.binary_join(pa.ListArray.from_arrays(words.offsets, written), " ")
+    address = pc.utf8_trim(pc.replace_substring_regex(joined, "  +", " "), " ")  # "no" -> ""
+    core = pc.replace_substring_regex(address, _UNIT.pattern, " ")
+    core = pc.utf8_trim(pc.replace_substring_regex(core, "  +", " "), " ")
+    return rows, address, core
+
+
+def _chinese_addresses(values: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Rows of addresses in Chinese characters (and ASCII) with their normalised address
+    and building: spaces and ``#`` removed, the building up to its number (``号``). Those
+    with traditional characters or a province, city or district near the front are left
+    to ``_normalize_address``."""
+    traditional = traditional_characters()
+    if traditional is None:
+        return np.empty(0, np.int64), pa.array([], pa.string()), pa.array([], pa.string())
+    only = pc.match_substring_regex(values, f"^(?:[\\x00-\\x7f]|{CJK_RE2})*$")
+    rows = _rows(pc.and_(only, pc.match_substring_regex(values, CJK_RE2)))
+    text = pc.replace_substring_regex(pc.ascii_lower(values.take(rows)), _SPACES_RE2, "")
+    text = pc.replace_substring(text, "#", "")
+    odd = pc.match_substring_regex(text, "(?s)^.{0,11}[省区市县镇]")
+    if traditional:
+        odd = pc.or_(odd, pc.match_substring_regex(text, _character_class(traditional)))
+    keep = _rows(pc.and_(pc.invert(odd), pc.not_equal(text, "")))
+    text = text.take(keep)
+    core = pc.replace_substring_regex(text, "(?s)^(.*?号).*$", r"\1")
+    return rows[keep], text, core
+
+
+@lru_cache(maxsize=4)
+def _character_class(chars: frozenset[str]) -> str:
+    """An RE2 class matching any of ``chars``, as ranges of code points."""
+    codes = sorted(ord(c) for c in chars)
+    parts, start = [], codes[0]
+    for prev, code in zip(codes, [*codes[1:], None], strict=True):
+        if code != prev + 1:
+            parts.append(f"\\x{{{start:x}}}" + (f"-\\x{{{prev:x}}}" if prev > start else ""))
+            start = code
+    return "[" + "".join(parts) + "]"
+
+
+def _address_columns(values: pa.Array) -> list[np.ndarray]:
+    """Normalised addresses and their buildings (``_address_rows``): Latin and Chinese
+    addresses in Arrow, the rest one by one."""
+    addresses = np.full(len(values), None, dtype=object)
+    cores = np.full(len(values), None, dtype=object)
+    done = np.zeros(len(values), bool)
+    for rows, address, core in (_latin_addresses(values), _chinese_addresses(values)):
+        addresses[rows] = address.to_numpy(zero_copy_only=False)
+        cores[rows] = core.to_numpy(zero_copy_only=False)
+        done[rows] = True
+    rest = np.flatnonzero(~done)
+    if len(rest):
+        found = _address_rows(values.take(rest).to_pylist())
+        addresses[rest] = [r[0] for r in found]
+        cores[rest] = [r[1] for r in found]
+    return [addresses, cores]
+
+
 def _python_columns(
     func: Callable[[list[str]], list[tuple[str, ...]]], width: int
 ) -> Callable[[pa.Array], list[np.ndarray]]:
@@ -235,7 +307,7 @@ def _city_rows(values: list[str]) -> list[tuple[str]]:
 Normaliser = Callable[[pa.Array], list[np.ndarray]]
 _NORMALISERS: dict[str, Normaliser] = {
     "name": _name_columns,
-    "address": _python_columns(_address_rows, 2),
+    "address": _address_columns,
     "company": _python_columns(_company_rows, 1),
     "city": _python_columns(_city_rows, 1),
 }

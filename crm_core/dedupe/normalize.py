@@ -37,6 +37,12 @@ FIELDS: tuple[str, ...] = ("name", "company", "email", "phone", "city", "address
 """The input columns the de-duplication reads; any other column is ignored."""
 
 _SPACES = re.compile(r"\s+")
+SPACE_RE2 = (
+    r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+r"""Every character ``str.split()`` splits at, as the body of an RE2 class (RE2's ``\s``
+is ASCII only): for the Arrow forms of the normalisers."""
 _JOINERS = re.compile(r"['’`\-‐‑·・•]")
 _NOT_WORD = re.compile(r"[\W_]+")
 _BRACKETS = re.compile(r"[(（\[【][^)）\]】]*[)）\]】]")

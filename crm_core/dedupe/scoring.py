@@ -27,7 +27,7 @@ from rapidfuzz.distance import OSA
 
 from crm_core.dedupe.chinese import CJK, CJK_RE2
 from crm_core.dedupe.frame import NormalizedColumn, normalize_columns
-from crm_core.dedupe.normalize import NORMALIZED_COLUMNS
+from crm_core.dedupe.normalize import NORMALIZED_COLUMNS, SPACE_RE2
 
 MISSING = -1
 
@@ -169,12 +169,7 @@ def prepare_columns(columns: dict[str, NormalizedColumn]) -> Prepared:
     return prepared
 
 
-_SPACE = (
-    r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\x{1680}\x{2000}-\x{200a}"
-    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
-)
-r"""Every character ``str.split()`` splits at, as an RE2 class body (RE2's ``\s`` is ASCII)."""
-_WORD = f"[^{_SPACE}]"
+_WORD = f"[^{SPACE_RE2}]"
 _SPACED = f"^{_WORD}+(?: {_WORD}+)*$"
 """Words parted by single spaces: what ``str.split`` and ``" ".join`` leave."""
 _ASCII_OR_CJK = f"^(?:[\\x00-\\x7f]*|{CJK_RE2}+)$"
