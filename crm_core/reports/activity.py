@@ -40,10 +40,12 @@ def interactions_by_month(
         .where(customer_scope(session, actor=actor, filters=filters))
         .where(*in_range(Interaction.occurred_at, filters))
         .group_by(month, Interaction.user_id, Interaction.kind)
-        .order_by(month, Interaction.user_id, Interaction.kind)
-    )
+    )  # sorted here: ordered in SQL, PostgreSQL sorted the million rows to group them
     df = frame(session.execute(stmt), ["month", "user_id", "kind", "interactions"])
     df["month"] = month_text(df["month"])
+    nulls = "first" if dialect_of(session) == "sqlite" else "last"  # as each orders NULLs
+    df = df.sort_values(["month", "user_id", "kind"], na_position=nulls, kind="stable")
+    df = df.reset_index(drop=True)
     names = user_names(session, df["user_id"])
     df.insert(2, "user", df["user_id"].map(lambda u: names.get(u, ("", None, ""))[0] if u else ""))
     df["user_id"] = df["user_id"].astype("Int64")

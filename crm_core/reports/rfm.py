@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from crm_core import access
 from crm_core.access import Actor
 from crm_core.models import Customer, CustomerOrderTotals
-from crm_core.reports._common import frame, now_or, to_float, to_int
+from crm_core.reports._common import frame, now_or, raw_rows, to_float, to_int
 from crm_core.reports._sql import days_between, dialect_of, timestamp
 from crm_core.reports.filters import ReportFilter, customer_scope
 from crm_core.reports.rollups import customer_months, history_end
@@ -138,11 +138,12 @@ def _scores_in_python(session: Session, scope: Any, now: datetime) -> _Scores:
         .join(Customer, Customer.id == t.customer_id)
         .where(scope)
     )
-    columns = list(zip(*session.execute(stmt).all(), strict=True)) or [(), (), (), ()]
-    ids = np.array(columns[0], dtype="int64")
-    last = np.array(columns[1], dtype="int64")
-    frequency = np.array(columns[2], dtype="int64")
-    monetary = np.array(columns[3], dtype="float64")
+    rows = raw_rows(session, stmt)  # a million rows: no ORM row objects
+    data = np.array(rows, dtype="float64").reshape(-1, 4)  # microseconds < 2**53: exact
+    ids = data[:, 0].astype("int64")
+    last = data[:, 1].astype("int64")
+    frequency = data[:, 2].astype("int64")
+    monetary = data[:, 3]
     now_us = int(now.astimezone(UTC).timestamp()) * 1_000_000 + now.microsecond
     recency = (now_us - last) / 86_400_000_000
     if len(ids):
