@@ -12,7 +12,7 @@ from crm_core.access import Actor
 from crm_core.models import Customer, Interaction, Role, Task
 from crm_core.reports._common import frame, now_or, to_int, user_names
 from crm_core.reports._sql import days_between, dialect_of, month_bucket, month_text, timestamp
-from crm_core.reports.filters import ReportFilter, customer_scope, in_range
+from crm_core.reports.filters import ReportFilter, customer_scope, in_range, scoped
 
 OVERDUE_COLUMNS = (
     "task_id",
@@ -36,10 +36,11 @@ def interactions_by_month(
     month = month_bucket(Interaction.occurred_at, dialect_of(session)).label("month")
     stmt = (
         select(month, Interaction.user_id, Interaction.kind, func.count(Interaction.id))
-        .join(Customer, Customer.id == Interaction.customer_id)
-        .where(customer_scope(session, actor=actor, filters=filters))
         .where(*in_range(Interaction.occurred_at, filters))
         .group_by(month, Interaction.user_id, Interaction.kind)
+    )
+    stmt = scoped(
+        stmt, session, actor=actor, filters=filters, customer_id=Interaction.customer_id
     )  # sorted here: ordered in SQL, PostgreSQL sorted the million rows to group them
     df = frame(session.execute(stmt), ["month", "user_id", "kind", "interactions"])
     df["month"] = month_text(df["month"])

@@ -6,10 +6,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, exists, select, true
 from sqlalchemy.orm import Session
 
-from crm_core.access import Actor, require
+from crm_core.access import UNRESTRICTED_READERS, Actor, require
 from crm_core.customers import CustomerFilter, customer_query
 from crm_core.models import Customer, Tag, Team, User, customer_tags
 
@@ -74,6 +74,41 @@ def customer_scope(
     stmt = customer_query(session, actor=actor, filters=f.customer_filter())
     clause = stmt.whereclause
     return clause if clause is not None else true()
+
+
+def sees_every_live_customer(actor: Actor, filters: ReportFilter | None = None) -> bool:
+    """True when ``customer_scope`` selects every customer that is not merged into another
+    (an unrestricted reader and no customer filter): a report can then skip joining the
+    customers and leave out the few merged ones instead."""
+    f = filters or ReportFilter()
+    narrowed = (f.owner_id, f.team_id, f.tag, f.province, f.city)
+    return (
+        actor.role in UNRESTRICTED_READERS
+        and all(v is None or v == "" for v in narrowed)
+        and f.include_archived
+    )
+
+
+def merged_customer(customer_id: Any) -> ColumnElement[bool]:
+    """SQL condition: ``customer_id`` is a customer merged into another (indexed)."""
+    return exists().where(Customer.id == customer_id, Customer.merged_into_id.is_not(None))
+
+
+def scoped(
+    stmt: Any,
+    session: Session,
+    *,
+    actor: Actor,
+    filters: ReportFilter | None,
+    customer_id: Any,
+) -> Any:
+    """``stmt`` (over a table with ``customer_id``) kept to the customers ``customer_scope``
+    selects: joined with the customers, or, when that is every live customer, only leaving
+    out the merged ones (no scan of the customers)."""
+    scope = customer_scope(session, actor=actor, filters=filters)
+    if sees_every_live_customer(actor, filters):
+        return stmt.where(customer_id.is_not(None), ~merged_customer(customer_id))
+    return stmt.join(Customer, Customer.id == customer_id).where(scope)
 
 
 def in_range(column: Any, filters: ReportFilter | None) -> list[ColumnElement[bool]]:

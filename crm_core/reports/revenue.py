@@ -15,7 +15,7 @@ from crm_core.errors import InvalidInput
 from crm_core.models import Customer, GroupCount, Order
 from crm_core.reports._common import counted_order, frame, to_float, to_int
 from crm_core.reports._sql import dialect_of, month_bucket, month_text
-from crm_core.reports.filters import ReportFilter, customer_scope, in_range
+from crm_core.reports.filters import ReportFilter, customer_scope, in_range, scoped
 from crm_core.reports.groups import REVENUE, group_scope, group_sums
 from crm_core.reports.rollups import customer_months, split_range
 
@@ -62,19 +62,18 @@ def _revenue_from_orders(
     """``SELECT`` of the revenue per month (and ``by``) straight from the orders."""
     month = month_bucket(Order.ordered_at, dialect_of(session)).label("month")
     keys = [month] + ([REVENUE_GROUPS[by].label(by)] if by else [])
-    return (
+    stmt = (
         select(
             *keys,
             func.count(Order.id),
             func.coalesce(func.sum(Order.total), 0),
             func.count(func.distinct(Order.customer_id)),
         )
-        .join(Customer, Customer.id == Order.customer_id)
-        .where(customer_scope(session, actor=actor, filters=filters), counted_order())
-        .where(*in_range(Order.ordered_at, filters))
+        .where(counted_order(), *in_range(Order.ordered_at, filters))
         .group_by(*keys)
         .order_by(*keys)
     )
+    return scoped(stmt, session, actor=actor, filters=filters, customer_id=Order.customer_id)
 
 
 def _revenue_from_groups(

@@ -16,7 +16,12 @@ from crm_core.access import Actor
 from crm_core.models import Customer, CustomerOrderTotals
 from crm_core.reports._common import frame, now_or, raw_rows, to_float, to_int
 from crm_core.reports._sql import days_between, dialect_of, timestamp
-from crm_core.reports.filters import ReportFilter, customer_scope
+from crm_core.reports.filters import (
+    ReportFilter,
+    customer_scope,
+    merged_customer,
+    sees_every_live_customer,
+)
 from crm_core.reports.rollups import customer_months, history_end
 
 #: Segments in the order their rules are tried (R, F, M are scores 1-5; FM = (F + M) / 2).
@@ -123,21 +128,21 @@ def _segment_of(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
     )
 
 
-def _scores_in_python(session: Session, scope: Any, now: datetime) -> _Scores:
+def _scores_in_python(session: Session, scope: Any, now: datetime, everyone: bool) -> _Scores:
     """One pass over the per-customer roll-up: the in-scope customers' values, scored with
     numpy exactly as ``_scored`` scores them in SQL (equal values, equal scores)."""
     dialect = dialect_of(session)
     t = CustomerOrderTotals
-    stmt = (
-        select(
-            t.customer_id,
-            _microseconds(t.last_at, dialect),
-            t.orders,
-            cast(t.revenue, Float),
-        )
-        .join(Customer, Customer.id == t.customer_id)
-        .where(scope)
+    stmt = select(
+        t.customer_id,
+        _microseconds(t.last_at, dialect),
+        t.orders,
+        cast(t.revenue, Float),
     )
+    if everyone:  # every live customer: leave out the merged ones (indexed), no join
+        stmt = stmt.where(~merged_customer(t.customer_id))
+    else:
+        stmt = stmt.join(Customer, Customer.id == t.customer_id).where(scope)
     rows = raw_rows(session, stmt)  # a million rows: no ORM row objects
     data = np.array(rows, dtype="float64").reshape(-1, 4)  # microseconds < 2**53: exact
     ids = data[:, 0].astype("int64")
@@ -231,7 +236,8 @@ def rfm_scores(
     whole, _ = _totals_window(session, filters, now)
     if whole and limit and limit <= SCORE_IN_PYTHON_LIMIT:
         scope = customer_scope(session, actor=actor, filters=filters)
-        scores = _scores_in_python(session, scope, now)
+        everyone = sees_every_live_customer(actor, filters)
+        scores = _scores_in_python(session, scope, now, everyone)
         if len(scores.customer_id):  # (none: the SQL below gives the typed empty frame)
             return _top_scores(session, actor, scores, limit)
     scored = _scored(session, actor, filters, now)
@@ -312,7 +318,9 @@ def rfm_segments(
     whole, _ = _totals_window(session, filters, now)
     if whole:
         scope = customer_scope(session, actor=actor, filters=filters)
-        return _segments_frame(_segments_in_python(_scores_in_python(session, scope, now)))
+        everyone = sees_every_live_customer(actor, filters)
+        scores = _scores_in_python(session, scope, now, everyone)
+        return _segments_frame(_segments_in_python(scores))
     scored = _scored(session, actor, filters, now)
     c = scored.c
     stmt = select(

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from crm_core.access import Actor
 from crm_core.activities import pipeline_stages
 from crm_core.errors import InvalidInput
-from crm_core.models import Customer, Deal, DealStatus, User
+from crm_core.models import Deal, DealStatus, User
 from crm_core.reports._common import frame, team_names, to_float, to_int, user_names
 from crm_core.reports._sql import days_between, dialect_of
-from crm_core.reports.filters import ReportFilter, customer_scope, in_range
+from crm_core.reports.filters import ReportFilter, in_range, scoped
 
 FUNNEL_COLUMNS = (
     "stage",
@@ -41,11 +41,9 @@ PERFORMANCE_METRICS = (
 )
 
 
-def _deals_base(session: Session, actor: Actor, filters: ReportFilter | None) -> list[Any]:
-    return [
-        customer_scope(session, actor=actor, filters=filters),
-        *in_range(Deal.created_at, filters),
-    ]
+def _deals_scoped(stmt: Any, session: Session, actor: Actor, filters: ReportFilter | None) -> Any:
+    stmt = stmt.where(*in_range(Deal.created_at, filters))
+    return scoped(stmt, session, actor=actor, filters=filters, customer_id=Deal.customer_id)
 
 
 def sales_funnel(
@@ -59,12 +57,13 @@ def sales_funnel(
     reached the first stage) and ``conversion`` (``reached`` over the previous stage's
     ``reached``). The lost row has no ``reached``: the stage a deal was lost at is not kept.
     """
-    conditions = _deals_base(session, actor, filters)
-    stmt = (
+    stmt = _deals_scoped(
         select(Deal.stage, func.count(Deal.id), func.coalesce(func.sum(Deal.amount), 0))
-        .join(Customer, Customer.id == Deal.customer_id)
-        .where(*conditions)
-        .group_by(Deal.stage)
+        .select_from(Deal)
+        .group_by(Deal.stage),
+        session,
+        actor,
+        filters,
     )
     counts = {stage: (int(n), float(amount)) for stage, n, amount in session.execute(stmt)}
     stages = pipeline_stages(session)
@@ -129,12 +128,12 @@ def sales_performance(
             func.avg(case((won, cycle))),
             func.sum(case((Deal.status == DealStatus.OPEN, Deal.amount), else_=0)),
         )
-        .join(Customer, Customer.id == Deal.customer_id)
-        .where(*_deals_base(session, actor, filters))
+        .select_from(Deal)
         .group_by(key)
     )
     if by == "team":
         stmt = stmt.outerjoin(User, User.id == Deal.owner_id)
+    stmt = _deals_scoped(stmt, session, actor, filters)
     raw = [
         "key",
         "deals",

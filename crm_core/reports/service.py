@@ -9,17 +9,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
-from crm_core.models import Customer, Ticket
+from crm_core.models import Ticket
 from crm_core.reports._common import frame, to_float, to_int
 from crm_core.reports._sql import days_between, dialect_of
-from crm_core.reports.filters import ReportFilter, customer_scope, in_range
+from crm_core.reports.filters import ReportFilter, in_range, scoped
 
 
-def _where(session: Session, actor: Actor, filters: ReportFilter | None) -> list[Any]:
-    return [
-        customer_scope(session, actor=actor, filters=filters),
-        *in_range(Ticket.created_at, filters),
-    ]
+def _scoped(stmt: Any, session: Session, actor: Actor, filters: ReportFilter | None) -> Any:
+    stmt = stmt.where(*in_range(Ticket.created_at, filters))
+    return scoped(stmt, session, actor=actor, filters=filters, customer_id=Ticket.customer_id)
 
 
 def tickets_by_status(
@@ -29,12 +27,13 @@ def tickets_by_status(
 
     Columns: ``kind``, ``status``, ``tickets``.
     """
-    stmt = (
+    stmt = _scoped(
         select(Ticket.kind, Ticket.status, func.count(Ticket.id))
-        .join(Customer, Customer.id == Ticket.customer_id)
-        .where(*_where(session, actor, filters))
         .group_by(Ticket.kind, Ticket.status)
-        .order_by(Ticket.kind, Ticket.status)
+        .order_by(Ticket.kind, Ticket.status),
+        session,
+        actor,
+        filters,
     )
     return to_int(frame(session.execute(stmt), ["kind", "status", "tickets"]), "tickets")
 
@@ -62,11 +61,10 @@ def ticket_resolution(
             func.count(Ticket.satisfaction),
             func.avg(Ticket.satisfaction),
         )
-        .join(Customer, Customer.id == Ticket.customer_id)
-        .where(*_where(session, actor, filters))
         .group_by(Ticket.kind)
         .order_by(Ticket.kind)
     )
+    stmt = _scoped(stmt, session, actor, filters)
     columns = [
         "kind",
         "tickets",
@@ -91,10 +89,10 @@ def satisfaction_scores(
     """
     stmt = (
         select(Ticket.satisfaction, func.count(Ticket.id))
-        .join(Customer, Customer.id == Ticket.customer_id)
-        .where(*_where(session, actor, filters), Ticket.satisfaction.is_not(None))
+        .where(Ticket.satisfaction.is_not(None))
         .group_by(Ticket.satisfaction)
     )
+    stmt = _scoped(stmt, session, actor, filters)
     counts = {int(score or 0): int(n) for score, n in session.execute(stmt)}
     df = pd.DataFrame({"score": range(1, 6), "tickets": [counts.get(s, 0) for s in range(1, 6)]})
     total = int(df["tickets"].sum())
