@@ -29,7 +29,11 @@ from crm_core.dedupe.chinese import (
     traditional_characters,
 )
 from crm_core.dedupe.normalize import (
+    _BRACKETS,
     _CN_NAME_ENDINGS,
+    _CN_PLACE_LENGTHS,
+    _CN_SUFFIXES,
+    _DOTTED,
     _EMAIL,
     _GMAIL,
     _LATIN_SUFFIXES,
@@ -44,7 +48,7 @@ from crm_core.dedupe.normalize import (
     _normalize_city,
     _normalize_company,
 )
-from crm_core.dedupe.vocabulary import ADDRESS_WORDS, NICKNAMES, TITLES
+from crm_core.dedupe.vocabulary import ADDRESS_WORDS, CN_PLACE_PREFIXES, NICKNAMES, TITLES
 from crm_core.normalize import try_normalize_phone
 
 
@@ -286,6 +290,89 @@ def _address_columns(values: pa.Array) -> list[np.ndarray]:
     return [addresses, cores]
 
 
+def _strip_latin_suffixes(text: pa.Array) -> pa.Array:
+    """``_strip_legal`` of words parted by single spaces: a last word that is a legal form
+    removed, again and again, as long as a word is left."""
+    suffixes = pa.array(sorted(_LATIN_SUFFIXES))
+    while len(text):
+        last = pc.replace_substring_regex(text, "^.* ", "")
+        hit = pc.and_(pc.match_substring(text, " "), pc.is_in(last, suffixes))
+        if not pc.any(hit).as_py():
+            break
+        text = pc.if_else(hit, pc.replace_substring_regex(text, " [^ ]*$", ""), text)
+    return text
+
+
+def _strip_chinese_suffixes(text: pa.Array) -> pa.Array:
+    """``_strip_legal`` of Chinese characters: the first listed legal form the text ends
+    with removed, again and again, as long as something is left."""
+    while len(text):
+        result, chosen = text, pa.repeat(pa.scalar(False), len(text))
+        for suffix in _CN_SUFFIXES:
+            ends = pc.and_(pc.invert(chosen), pc.ends_with(text, suffix))
+            stripped = pc.replace_substring_regex(text, re.escape(suffix) + "$", "")
+            result = pc.if_else(pc.and_(ends, pc.not_equal(stripped, "")), stripped, result)
+            chosen = pc.or_(chosen, ends)
+        if pc.all(pc.equal(result, text)).as_py():
+            return text
+        text = result
+    return text
+
+
+_CN_COMPANY = "^[\\x{3400}-\\x{4dbf}\\x{4e00}-\\x{9fff}]+$"
+"""Chinese characters only (every one of them a word character, as ``_words`` needs)."""
+_DOTTED_RE2 = _DOTTED.pattern.replace("(?=", "(?:")
+"""Where ``_DOTTED`` matches (RE2 has no look-ahead: the next character is consumed)."""
+
+
+def _without_place_arrow(text: pa.Array) -> pa.Array:
+    """``_without_place``: a leading province or city and its 自治区, 省 or 市 removed, if
+    anything is left."""
+    places = pa.array(sorted(CN_PLACE_PREFIXES))
+    result, chosen = text, pa.repeat(pa.scalar(False), len(text))
+    for size in _CN_PLACE_LENGTHS:
+        hit = pc.and_(pc.invert(chosen), pc.is_in(pc.utf8_slice_codeunits(text, 0, size), places))
+        rest = pc.utf8_slice_codeunits(text, size, 1 << 30)
+        rest = pc.replace_substring_regex(rest, "^(?:自治区|省|市)", "")
+        result = pc.if_else(pc.and_(hit, pc.not_equal(rest, "")), rest, result)
+        chosen = pc.or_(chosen, hit)
+    return result
+
+
+def _company_columns(values: pa.Array) -> list[np.ndarray]:
+    """Normalised companies (``_normalize_company``): names in ASCII or in simplified
+    Chinese characters only in Arrow, the rest one by one."""
+    out = np.full(len(values), None, dtype=object)
+    done = np.zeros(len(values), bool)
+    # ASCII: lower case, brackets and their content dropped, & written "and", words of
+    # letters and digits, legal forms stripped
+    collapsed = pc.utf8_trim(pc.replace_substring_regex(values, _SPACES_RE2, " "), " ")
+    clean = pc.ascii_lower(collapsed)  # clean_text's spacing, lower case
+    clean = pc.replace_substring_regex(clean, _BRACKETS.pattern, " ")
+    dotted = pc.match_substring_regex(clean, _DOTTED_RE2)  # "l.l.c" and the like: one by one
+    latin = _rows(pc.and_(pc.string_is_ascii(values), pc.invert(dotted)))
+    text = clean.take(latin)
+    text = pc.replace_substring(text, "&", " and ")
+    text = pc.utf8_trim(pc.replace_substring_regex(text, "[^a-z0-9]+", " "), " ")
+    out[latin] = _strip_latin_suffixes(text).to_numpy(zero_copy_only=False)
+    done[latin] = True
+    traditional = traditional_characters()
+    if traditional is not None:
+        chinese = pc.match_substring_regex(values, _CN_COMPANY)
+        if traditional:
+            chinese = pc.and_(
+                chinese, pc.invert(pc.match_substring_regex(values, _character_class(traditional)))
+            )
+        rows = _rows(chinese)
+        text = _without_place_arrow(_strip_chinese_suffixes(values.take(rows)))
+        out[rows] = text.to_numpy(zero_copy_only=False)
+        done[rows] = True
+    rest = np.flatnonzero(~done)
+    if len(rest):
+        out[rest] = [r[0] for r in _company_rows(values.take(rest).to_pylist())]
+    return [out]
+
+
 def _python_columns(
     func: Callable[[list[str]], list[tuple[str, ...]]], width: int
 ) -> Callable[[pa.Array], list[np.ndarray]]:
@@ -308,7 +395,7 @@ Normaliser = Callable[[pa.Array], list[np.ndarray]]
 _NORMALISERS: dict[str, Normaliser] = {
     "name": _name_columns,
     "address": _address_columns,
-    "company": _python_columns(_company_rows, 1),
+    "company": _company_columns,
     "city": _python_columns(_city_rows, 1),
 }
 """Per input column: the function normalising its distinct values (after ``_arrow_text``,
