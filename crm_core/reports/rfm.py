@@ -19,7 +19,7 @@ from crm_core.reports._sql import days_between, dialect_of, timestamp
 from crm_core.reports.filters import (
     ReportFilter,
     customer_scope,
-    merged_customer,
+    not_merged,
     sees_every_live_customer,
 )
 from crm_core.reports.rollups import customer_months, history_end
@@ -140,7 +140,7 @@ def _scores_in_python(session: Session, scope: Any, now: datetime, everyone: boo
         cast(t.revenue, Float),
     )
     if everyone:  # every live customer: leave out the merged ones (indexed), no join
-        stmt = stmt.where(~merged_customer(t.customer_id))
+        stmt = stmt.where(not_merged(t.customer_id))
     else:
         stmt = stmt.join(Customer, Customer.id == t.customer_id).where(scope)
     rows = raw_rows(session, stmt)  # a million rows: no ORM row objects
