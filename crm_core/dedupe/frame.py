@@ -33,6 +33,7 @@ from crm_core.dedupe.normalize import (
     _CN_NAME_ENDINGS,
     _CN_PLACE_LENGTHS,
     _CN_SUFFIXES,
+    _CN_TITLES_LONGEST_FIRST,
     _DOTTED,
     _EMAIL,
     _GMAIL,
@@ -177,27 +178,57 @@ _ENDINGS_RE2 = "(?:" + "|".join(re.escape(e) for e in _CN_NAME_ENDINGS) + ")$"
 
 
 def _chinese_names(values: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
-    """Rows of ``values`` of one to four simplified Chinese characters (no title, no legal
-    suffix, no compound surname) with their name and key: ``_normalize_name``'s common case
-    and ``_name_key`` of it (pinyin of surname and given name, in order)."""
+    """Rows of ``values`` made of simplified Chinese characters only, with their name and
+    key: ``_normalize_name`` (a short name as it is; otherwise legal forms, a leading place
+    and a title removed) and ``_name_key`` of it (pinyin of surname and given name)."""
     traditional = traditional_characters()
     if traditional is None:  # every name goes through OpenCC's own conversion
         return np.empty(0, np.int64), pa.array([], pa.string()), pa.array([], pa.string())
-    rows = _rows(pc.match_substring_regex(values, f"^{CJK_RE2}{{1,4}}$"))
+    only = pc.match_substring_regex(values, f"^{CJK_RE2}+$")
+    if traditional:
+        only = pc.and_(
+            only, pc.invert(pc.match_substring_regex(values, _character_class(traditional)))
+        )
+    rows = _rows(only)
     text = values.take(rows)
-    chars = [pc.utf8_slice_codeunits(text, i, i + 1) for i in range(4)]  # "" past the end
-    odd = pc.match_substring_regex(text, _ENDINGS_RE2)
-    long = pc.greater(pc.utf8_length(text), 2)
-    odd = pc.or_(odd, pc.and_(long, pc.is_in(pc.utf8_slice_codeunits(text, 0, 2), _COMPOUND)))
-    known = pa.array(sorted(traditional))
-    for char in chars:
-        odd = pc.or_(odd, pc.is_in(char, known))  # to_simplified would change it
-    surname = _map_distinct(chars[0], lambda c: SURNAME_READINGS.get(c) or pinyin_string(c))
-    given = pc.binary_join_element_wise(*(_map_distinct(c, pinyin_string) for c in chars[1:]), "")
-    empty = pc.or_(pc.equal(surname, ""), pc.equal(given, ""))
-    keep = _rows(pc.invert(pc.or_(odd, empty)))
-    key = _joined_in_order(given.take(keep), surname.take(keep), strict=True)
-    return rows[keep], text.take(keep), key
+    # not a plain short name: legal forms, then a place (5 characters or more), then a title
+    long = _rows(
+        pc.or_(pc.greater(pc.utf8_length(text), 4), pc.match_substring_regex(text, _ENDINGS_RE2))
+    )
+    if len(long):
+        name = _strip_chinese_suffixes(text.take(long))
+        name = pc.if_else(
+            pc.greater_equal(pc.utf8_length(name), 5), _without_place_arrow(name), name
+        )
+        chosen = pa.repeat(pa.scalar(False), len(name))
+        for title in _CN_TITLES_LONGEST_FIRST:
+            size = len(title)
+            hit = pc.and_(pc.invert(chosen), pc.ends_with(name, title))
+            hit = pc.and_(hit, pc.greater(pc.utf8_length(name), size))
+            name = pc.if_else(hit, pc.utf8_slice_codeunits(name, 0, -size), name)
+            chosen = pc.or_(chosen, hit)
+        names = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+        names[long] = name.to_numpy(zero_copy_only=False)
+        text = pa.array(names, pa.string())
+    # _name_key: chinese_name_parts (a compound surname such as 欧阳 counts as one), ordered
+    compound = pc.and_(
+        pc.greater(pc.utf8_length(text), 2),
+        pc.is_in(pc.utf8_slice_codeunits(text, 0, 2), _COMPOUND),
+    )
+    head = pc.if_else(
+        compound, pc.utf8_slice_codeunits(text, 0, 2), pc.utf8_slice_codeunits(text, 0, 1)
+    )
+    rest = pc.if_else(
+        compound,
+        pc.utf8_slice_codeunits(text, 2, 1 << 30),
+        pc.utf8_slice_codeunits(text, 1, 1 << 30),
+    )
+    surname = _map_distinct(head, lambda c: SURNAME_READINGS.get(c) or pinyin_string(c))
+    given = _map_distinct(rest, pinyin_string)
+    either = pc.if_else(pc.equal(surname, ""), given, surname)
+    both = pc.and_(pc.not_equal(surname, ""), pc.not_equal(given, ""))
+    key = pc.if_else(both, _joined_in_order(given, surname, strict=True), either)
+    return rows, text, key
 
 
 _COMPOUND = pa.array(sorted(COMPOUND_SURNAMES))
