@@ -341,7 +341,7 @@ def _strip_chinese_suffixes(text: pa.Array) -> pa.Array:
         result, chosen = text, pa.repeat(pa.scalar(False), len(text))
         for suffix in _CN_SUFFIXES:
             ends = pc.and_(pc.invert(chosen), pc.ends_with(text, suffix))
-            stripped = pc.replace_substring_regex(text, re.escape(suffix) + "$", "")
+            stripped = pc.utf8_slice_codeunits(text, 0, -len(suffix))
             result = pc.if_else(pc.and_(ends, pc.not_equal(stripped, "")), stripped, result)
             chosen = pc.or_(chosen, ends)
         if pc.all(pc.equal(result, text)).as_py():
