@@ -7,6 +7,7 @@ record against given candidates with a trained model, ``train_model`` learns a m
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -178,7 +179,8 @@ def _fit(
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
-    prep = prepare_frame(df, region=settings.region, processes=settings.processes)
+    threads = settings.workers if settings.workers > 0 else os.cpu_count() or 1
+    prep = prepare_frame(df, region=settings.region, processes=settings.processes, threads=threads)
     seconds = {"seconds_normalize": lap()}
     left, right = candidate_pairs(
         prep, block_cap=settings.block_cap, block_window=settings.block_window

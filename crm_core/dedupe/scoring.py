@@ -147,9 +147,13 @@ def prepare_values(values: dict[str, list[str | None]]) -> Prepared:
     return prepare_columns(columns)
 
 
-def prepare_frame(df: pd.DataFrame, *, region: str = "CN", processes: int = 1) -> Prepared:
-    """``df`` normalised (see ``normalize_frame``) and prepared for comparison."""
-    return prepare_columns(normalize_columns(df, region=region, processes=processes))
+def prepare_frame(
+    df: pd.DataFrame, *, region: str = "CN", processes: int = 1, threads: int = 1
+) -> Prepared:
+    """``df`` normalised (see ``normalize_frame``; ``processes`` and ``threads`` as for
+    ``normalize_columns``) and prepared for comparison."""
+    columns = normalize_columns(df, region=region, processes=processes, threads=threads)
+    return prepare_columns(columns)
 
 
 def prepare_columns(columns: dict[str, NormalizedColumn]) -> Prepared:
