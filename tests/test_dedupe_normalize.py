@@ -362,3 +362,167 @@ def test_record_and_frame_blocking_keys_agree() -> None:
     for i, record in enumerate(MIXED.to_dict("records")):
         from_frame = [keys[i] for keys in by_kind.values() if keys[i] is not None]
         assert blocking_keys(record) == from_frame
+
+
+# --- the bulk (Arrow) forms give what the scalar normalisers give ------------------------------
+
+TRICKY = {
+    "name": [
+        "John Smith",
+        "Bill  Smith",
+        "Mr John Smith",
+        "john a smith",
+        "Smith, John",
+        "Mccall LLP",
+        "N. Vargas",
+        "Madonna",
+        "WangWei",
+        "José Álvarez",
+        "Bill Gates",
+        "Dr.\tWho Knows",
+        "王伟",
+        "王偉",
+        "欧阳娜娜",
+        "长孙无忌",
+        "王先生",
+        "李总经理",
+        "单",
+        "㐀豈",
+        "王伟 David",
+        "客户12",
+        "北京星辰软件有限公司",
+        "星辰软件集团有限公司",
+        "深圳丰桥教育咨询股份有限公司",
+        "明腾物流(成都)集团有限公司",
+        "王　伟",
+        "Jiali Chen (陈嘉丽)",
+        "先生",
+        "有限公司",
+    ],
+    "company": [
+        "Acme Co., Ltd.",
+        "Murillo Pte. Ltd.",
+        "Mack & Bradley Technologies Pty Ltd",
+        "Ltd",
+        "Foo L.L.C.",
+        "Bar l.l.c (HK)",
+        "Baz (Holdings) Limited",
+        "Co Ltd",
+        "Müller GmbH",
+        "Siemens  AG",
+        "a_b-c",
+        "華為技術有限公司",
+        "北京华为技术有限公司",
+        "华为",
+        "集团有限公司",
+        "广东省华为集团股份有限公司",
+        "内蒙古自治区伊利集团",
+        "北京",
+        "北京市公司",
+        "上海 华为 公司",
+        "明腾物流(成都)集团有限公司",
+        "星辰软件有限公司",
+        "x",
+        "XYZ Group Holdings",
+        "P.L.C.\x1cFoo",
+        "Fish & Chips Ltd.",
+        "ABC Inc. (Asia)",
+        "9 Ltd",
+        "公司",
+        "Société Générale SA",
+    ],
+    "address": [
+        "12 Main St.",
+        "Apt 4,  12 Main\u3000St.",
+        "367 Heath Avenue, Suite 220",
+        "No 5 High Rd",
+        "Flat 2b, 10 Downing St",
+        "Room 101",
+        "#12-03 Orchard Rd",
+        "no",
+        "a_b",
+        "Rue de l'Église",
+        "北京市朝陽區建國路88號",
+        "北京市朝阳区建国路88号",
+        "建国路 88 号 A座1201室",
+        "滨江大道75号金茂大厦B座1803室",
+        "新华路112号",
+        "广东省深圳市南山区科技园",
+        "花园路",
+        "#5 长安街",
+        "長安街1號",
+        "上海市 浦东新区 世纪大道100号",
+        "中山路12号B座",
+        "Unit 5 中山路",
+        "x",
+        "路",
+        "1 Suite",
+        "Suite 5 Floor 3 Tower",
+        "12 W 34th St",
+        "88號",
+        "北京市",
+        "镇江路1号",
+    ],
+    "city": ["北京市", "New York", "Beijing City", "上海", "London", "x"] * 5,
+    "email": ["Wang.Wei+crm@Gmail.com", "bad", None, "a@b.cn", "x@y.z.", "A@B.COM"] * 5,
+    "phone": [
+        "138 0013 8000",
+        "+1 650 253 0000",
+        "010-62345678",
+        None,
+        "12345",
+        "+44 (0)20 7946 0018",
+    ]
+    * 5,
+}
+
+
+def _tricky_frame(copies: int = 1) -> pd.DataFrame:
+    frame = pd.DataFrame(TRICKY)
+    if copies > 1:  # distinct values: every copy spelt a little differently
+        frame = pd.concat(
+            [
+                frame.map(lambda v, i=i: f"{v} {i}" if isinstance(v, str) else v)
+                for i in range(copies)
+            ],
+            ignore_index=True,
+        )
+    return frame
+
+
+def test_bulk_normalisers_agree_with_the_scalar_ones() -> None:
+    df = _tricky_frame()
+    norm = normalize_frame(df)
+    for i, record in enumerate(df.to_dict("records")):
+        expected = normalize_record(record)
+        got = {k: (None if pd.isna(v) else v) for k, v in norm.iloc[i].items()}
+        assert got == expected, record
+
+
+def test_normalising_in_threads_gives_the_same_columns() -> None:
+    from crm_core.dedupe.frame import PARALLEL_MIN_ROWS, normalize_columns
+
+    df = _tricky_frame(copies=PARALLEL_MIN_ROWS // len(TRICKY["name"]) + 1)
+    one = normalize_columns(df, threads=1)
+    two = normalize_columns(df, threads=2)
+    for column in NORMALIZED_COLUMNS:
+        assert one[column].values.tolist() == two[column].values.tolist()
+    sample = df.iloc[:: len(df) // 50]
+    norm = normalize_frame(sample)
+    for i, record in enumerate(sample.to_dict("records")):
+        assert {k: (None if pd.isna(v) else v) for k, v in norm.iloc[i].items()} == (
+            normalize_record(record)
+        )
+
+
+def test_pinyin_table_agrees_with_pypinyin() -> None:
+    from pypinyin import Style, lazy_pinyin
+
+    from crm_core.dedupe.chinese import pinyin, pinyin_string
+
+    for code in [*range(0x4E00, 0x9FA6, 7), *range(0x3400, 0x4DB6, 97), *range(0xF900, 0xFA2E, 5)]:
+        char = chr(code)
+        found = lazy_pinyin(char, style=Style.NORMAL, errors="ignore")
+        assert pinyin_string(char) == (found[0].lower() if found else "")
+    for name in ["王伟", "欧阳娜娜", "a王b伟1", "長孫無忌", "", "abc", "吕布"]:
+        assert pinyin_string(name) == "".join(pinyin(name))
