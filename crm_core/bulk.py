@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -239,8 +239,31 @@ class _Params:
         self.converters = []
         for key in self.keys:
             proc = table.c[key].type.bind_processor(dialect)
+            column_type = table.c[key].type
+            try:  # a TypeDecorator's own python_type is its impl's
+                python_type = getattr(column_type, "impl_instance", column_type).python_type
+            except NotImplementedError:
+                python_type = object
+            if issubclass(python_type, date):
+                proc = self._dates_as_text(proc)
             self.converters.append(None if proc is None else self._memo(proc))
         self.pairs = list(zip(self.keys, self.converters, strict=True))
+
+    @staticmethod
+    def _dates_as_text(proc: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+        """Dates and times as the text sqlite3's default adapters would write
+        (``isoformat``), made here rather than by the driver in the writing process."""
+
+        def convert(value: Any) -> Any:
+            if proc is not None:
+                value = proc(value)
+            if isinstance(value, datetime):
+                return value.isoformat(" ")
+            if isinstance(value, date):
+                return value.isoformat()
+            return value
+
+        return convert
 
     @staticmethod
     def _memo(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
