@@ -56,7 +56,8 @@ class DedupeSettings:
     region: str = "CN"
     """Country of phone numbers written without a country code."""
     workers: int = -1
-    """Threads for string comparisons (-1: all CPUs)."""
+    """Threads for string comparisons and for normalising the columns of a large frame side
+    by side (-1: all CPUs)."""
     processes: int = 1
     """Processes normalising names, addresses and companies of a large frame. More than one
     forks worker processes (Linux): faster on an idle multi-core machine, slower on a busy
