@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,21 +115,24 @@ def _compare_chunked(
     return gamma
 
 
+def _u(prep: Prepared, settings: DedupeSettings) -> dict[str, list[float]]:
+    if prep.n < settings.min_records_to_train:
+        return {f: list(v) for f, v in DEFAULT_U.items()}
+    return estimate_u(
+        prep, sample_pairs=settings.u_sample_pairs, seed=settings.seed, workers=settings.workers
+    )
+
+
 def _train(
     prep: Prepared,
     gamma: np.ndarray,
     settings: DedupeSettings,
     label_gamma: np.ndarray,
     decisions: np.ndarray,
+    u: dict[str, list[float]],
 ) -> MatchModel:
     rng = np.random.default_rng(settings.seed)
     small = prep.n < settings.min_records_to_train
-    if small:
-        u = {f: list(v) for f, v in DEFAULT_U.items()}
-    else:
-        u = estimate_u(
-            prep, sample_pairs=settings.u_sample_pairs, seed=settings.seed, workers=settings.workers
-        )
     sample = gamma
     if len(gamma) > settings.em_sample_pairs:
         sample = gamma[rng.choice(len(gamma), settings.em_sample_pairs, replace=False)]
@@ -182,16 +186,22 @@ def _fit(
     threads = settings.workers if settings.workers > 0 else os.cpu_count() or 1
     prep = prepare_frame(df, region=settings.region, processes=settings.processes, threads=threads)
     seconds = {"seconds_normalize": lap()}
-    left, right = candidate_pairs(
-        prep, block_cap=settings.block_cap, block_window=settings.block_window
-    )
-    seconds["seconds_block"] = lap()
-    gamma = _compare_chunked(prep, left, right, settings)
-    seconds["seconds_compare"] = lap()
-    label_left, label_right, decisions = _label_positions(labels, ids)
-    if model is None:
-        label_gamma = compare(prep, label_left, label_right, workers=settings.workers)
-        model = _train(prep, gamma, settings, label_gamma, decisions)
+    with ThreadPoolExecutor(1) as pool:
+        # u from random pairs is learned while blocking and comparing (both mostly outside
+        # the interpreter lock); it reads only the prepared records, seeded, so the result
+        # does not depend on the timing
+        u_job = pool.submit(_u, prep, settings) if model is None and threads > 1 else None
+        left, right = candidate_pairs(
+            prep, block_cap=settings.block_cap, block_window=settings.block_window
+        )
+        seconds["seconds_block"] = lap()
+        gamma = _compare_chunked(prep, left, right, settings)
+        seconds["seconds_compare"] = lap()
+        label_left, label_right, decisions = _label_positions(labels, ids)
+        if model is None:
+            label_gamma = compare(prep, label_left, label_right, workers=settings.workers)
+            u = u_job.result() if u_job is not None else _u(prep, settings)
+            model = _train(prep, gamma, settings, label_gamma, decisions, u)
     seconds["seconds_train"] = lap()
     return _Fitted(
         ids, prep, left, right, gamma, label_left, label_right, decisions, model, seconds
