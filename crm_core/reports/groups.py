@@ -94,7 +94,7 @@ def group_sums(
     """
     if dialect_of(session) == "postgresql":
         deltas = select(GroupCount.id).where(GroupCount.delta == 1).limit(FOLD_AFTER).subquery()
-        if session.scalar(select(func.count()).select_from(deltas)) >= FOLD_AFTER:
+        if (session.scalar(select(func.count()).select_from(deltas)) or 0) >= FOLD_AFTER:
             compact_group_counts(session)
     g = GroupCount
     stmt = (
