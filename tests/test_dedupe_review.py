@@ -225,3 +225,34 @@ def test_bulk_keying_gives_the_same_keys_as_keying_one_record(db, staff, people)
         assert store.refresh_keys(s, chunk_size=2) == len(people)
         assert keys(s) == one_by_one
         assert store.refresh_keys(s) == 0  # nothing stale any more
+
+
+def test_the_rekey_migration_makes_the_next_scan_rebuild_every_key(db, staff, people):
+    """Keys stored by an older key builder (simulated) are replaced by the next scan after
+    revision 0041; until then the old keys stay in place."""
+    from sqlalchemy import text, update
+
+    from crm_core.migrate import upgrade
+
+    with db.transaction() as s:
+        current = sorted(
+            (int(c), k)
+            for c, k in s.execute(select(DedupeBlockKey.customer_id, DedupeBlockKey.key))
+        )
+        s.execute(update(DedupeBlockKey).values(key="old:" + DedupeBlockKey.key))
+        s.execute(
+            text("UPDATE alembic_version SET version_num = '0006' WHERE version_num = '0041'")
+        )
+    upgrade(db.engine)
+    with db.transaction() as s:
+        heads = set(s.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        assert "0041" in heads and "0006" not in heads
+        stale = s.execute(select(DedupeBlockKey.key)).scalars().all()
+        assert stale and all(k.startswith("old:") for k in stale)  # kept until the scan
+        report = rv.scan(s, actor=staff.steward)
+        assert report.keyed == len(people)
+        rebuilt = sorted(
+            (int(c), k)
+            for c, k in s.execute(select(DedupeBlockKey.customer_id, DedupeBlockKey.key))
+        )
+        assert rebuilt == current

@@ -3,7 +3,9 @@ to date, and the single-record check that finds likely duplicates before a save.
 
 ``index_customer`` is called by the customer services on create and update; records written
 in bulk (imports, demo data) are indexed lazily by ``refresh_keys`` (run by every scan), which
-re-keys each live customer whose stored key version differs from its record version.
+re-keys each live customer whose stored key version differs from its record version. When
+the key builder itself changes, a migration empties ``dedupe_key_states`` (as revision 0041
+does) so that the next scan re-keys everyone.
 """
 
 from __future__ import annotations
