@@ -13,7 +13,7 @@ from reports_dataset import NOW
 from sqlalchemy import delete, func, insert, select, update
 
 from crm_core import reports
-from crm_core.models import Customer, GroupCount, Order
+from crm_core.models import Customer, GroupCount, GroupLineCount, Order
 from crm_core.reports import churn, cohorts, revenue, rfm
 from crm_core.reports._common import frame
 from crm_core.reports.groups import (
@@ -22,6 +22,7 @@ from crm_core.reports.groups import (
     group_scope,
     rebuild_group_counts,
 )
+from crm_core.reports.lines import compact_group_lines, line_differences, rebuild_line_rollups
 
 STAGES = ["lead", "prospect", "customer", "vip", "dormant"]
 FILTERS = [
@@ -50,6 +51,7 @@ def _build(db, staff, seed: int = 7) -> list[int]:
                 "lifecycle_stage": rng.choice(STAGES),
                 "owner_id": owner,
                 "team_id": rng.choice([staff.team_a, staff.team_b, None]),
+                "province": "浙江" if i % 3 == 0 else None,
                 "archived_at": stamp if rng.random() < 0.15 else None,
                 "custom": {},
                 "created_at": stamp,
@@ -72,7 +74,8 @@ def _build(db, staff, seed: int = 7) -> list[int]:
                 "total": rng.randrange(100, 100_000) / 100,
                 "currency": "CNY",
                 "status": "cancelled" if rng.random() < 0.05 else "paid",
-                "product_line": rng.choice(["A", "B"]),
+                # no product line and an empty one are two lines
+                "product_line": rng.choice(["A", "B", "Hardware & more", None, ""]),
                 "created_at": stamp,
                 "updated_at": stamp,
                 "version": 1,
@@ -86,11 +89,26 @@ def _build(db, staff, seed: int = 7) -> list[int]:
 def _exact(db) -> None:
     with db.transaction() as s:
         assert group_differences(s) == []
+        assert line_differences(s) == []
 
 
 def _reference_revenue(s, actor, f) -> pd.DataFrame:
     stmt = revenue._revenue_from_orders(s, actor, f, None)
     return revenue._typed(frame(s.execute(stmt), ["month", "orders", "revenue", "customers"]))
+
+
+def _reference_lines(s, actor, f) -> pd.DataFrame:
+    stmt = revenue._revenue_from_orders(s, actor, f, "product_line")
+    columns = ["month", "product_line", "orders", "revenue", "customers"]
+    return revenue._typed(frame(s.execute(stmt), columns))
+
+
+def _compare_lines(db, actor, f) -> None:
+    """Revenue by product line from the line roll-ups equals the query over the orders."""
+    with db.transaction() as s:
+        fast = reports.revenue_by_month(s, actor=actor, filters=f, by="product_line")
+        want = _reference_lines(s, actor, f)
+    pd.testing.assert_frame_equal(fast, want, rtol=1e-9, obj=f"lines {actor.username} {f}")
 
 
 def _compare(db, staff, monkeypatch) -> None:
@@ -119,6 +137,9 @@ def _compare(db, staff, monkeypatch) -> None:
             pd.testing.assert_frame_equal(fast_cohorts, want_cohorts, obj=where)
             assert fast_cohorts.attrs == want_cohorts.attrs
             _compare_rfm(db, actor, f, monkeypatch)
+            _compare_lines(db, actor, f)
+            # a province filter reads the customer-line roll-up instead of the group lines
+            _compare_lines(db, actor, f.with_(province="浙江"))
 
 
 def _compare_rfm(db, actor, f, monkeypatch) -> None:
@@ -177,6 +198,9 @@ def test_group_counts_follow_customer_and_order_changes(db, staff, monkeypatch):
             )
         s.execute(update(Order).where(Order.id.in_(order_ids[:20])).values(status="refunded"))
         s.execute(delete(Order).where(Order.id.in_(order_ids[20:40])))
+        s.execute(update(Order).where(Order.id.in_(order_ids[40:50])).values(product_line=None))
+        s.execute(update(Order).where(Order.id.in_(order_ids[50:55])).values(product_line="C"))
+        s.execute(update(Order).where(Order.id.in_(order_ids[55:60])).values(total=12.34))
         s.execute(
             update(Customer)
             .where(Customer.id.in_(ids[30:35]))
@@ -186,6 +210,7 @@ def test_group_counts_follow_customer_and_order_changes(db, staff, monkeypatch):
     _compare(db, staff, monkeypatch)
     with db.transaction() as s:
         compact_group_counts(s)
+        compact_group_lines(s)
     with db.transaction() as s:  # one row per key, none of them a pending delta
         keys = [getattr(GroupCount, k) for k in ("kind", "owner_id", "team_id", "k1", "k2")]
         keys += [GroupCount.archived, GroupCount.unowned_lead]
@@ -194,10 +219,16 @@ def test_group_counts_follow_customer_and_order_changes(db, staff, monkeypatch):
         )
         per_key = s.scalars(select(func.count()).select_from(GroupCount).group_by(*keys)).all()
         assert per_key and max(per_key) == 1
+        lines = [getattr(GroupLineCount, k) for k in ("owner_id", "team_id", "archived")]
+        lines += [GroupLineCount.unowned_lead, GroupLineCount.month, GroupLineCount.line]
+        per_key = s.scalars(select(func.count()).select_from(GroupLineCount).group_by(*lines)).all()
+        assert per_key and max(per_key) == 1
     _exact(db)
     with db.transaction() as s:
         rebuild_group_counts(s)
+        rebuild_line_rollups(s)
     _exact(db)
+    _compare(db, staff, monkeypatch)
 
 
 @pytest.mark.parametrize("f", [reports.ReportFilter(city="杭州"), reports.ReportFilter(tag="vip")])

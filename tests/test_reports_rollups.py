@@ -14,6 +14,7 @@ from crm_core import reports
 from crm_core.dedupe import merge as mg
 from crm_core.models import CustomerOrderMonth, CustomerOrderTotals, Order
 from crm_core.reports.groups import group_differences
+from crm_core.reports.lines import line_differences
 from crm_core.reports.rollups import (
     customer_months,
     raw_customer_months,
@@ -26,6 +27,7 @@ def _exact(db) -> None:
     with db.transaction() as s:
         assert rollup_differences(s) == []
         assert group_differences(s) == []  # the group counts (revision 0040) follow too
+        assert line_differences(s) == []  # and the product-line roll-ups (revision 0042)
 
 
 def test_rollups_follow_service_writes_changes_and_deletes(db, staff):

@@ -61,7 +61,13 @@ from crm_core.models.lowcode import (
 )
 from crm_core.models.panel import LoginSession, SavedFilter
 from crm_core.models.privacy import ConsentEvent, ErasureFingerprint, RetentionPolicy
-from crm_core.models.reports import CustomerOrderMonth, CustomerOrderTotals, GroupCount
+from crm_core.models.reports import (
+    CustomerOrderLine,
+    CustomerOrderMonth,
+    CustomerOrderTotals,
+    GroupCount,
+    GroupLineCount,
+)
 from crm_core.models.users import LoginThrottle, Role, Team, User
 
 __all__ = [
@@ -71,12 +77,14 @@ __all__ = [
     "AutomationState",
     "Base",
     "GroupCount",
+    "GroupLineCount",
     "ConsentEvent",
     "Contract",
     "CandidateStatus",
     "Customer",
     "CustomerOrderMonth",
     "CustomerOrderTotals",
+    "CustomerOrderLine",
     "CustomerEmail",
     "CustomerKind",
     "CustomerPhone",

@@ -96,3 +96,58 @@ class GroupCount(Base):
             "k2",
         ),
     )
+
+
+class CustomerOrderLine(Base):
+    """One customer's counted orders in one calendar month (UTC) and product line
+    (revision 0042)."""
+
+    __tablename__ = "report_customer_lines"
+
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # 'YYYY-MM'
+    #: ``'=' || product_line``, or ``''`` for orders without one (a key cannot be ``NULL``).
+    line: Mapped[str] = mapped_column(String(81), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[Decimal] = mapped_column(RollupMoney)
+
+
+class GroupLineCount(Base):
+    """Counted orders per month and product line summed over one group of customers (the
+    groups of ``GroupCount``; revision 0042): ``n`` is the number of distinct buyers. On
+    PostgreSQL one key may have several rows (signed deltas); its value is their sum."""
+
+    __tablename__ = "report_group_lines"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    owner_id: Mapped[int] = mapped_column(Integer)
+    team_id: Mapped[int] = mapped_column(Integer)
+    archived: Mapped[int] = mapped_column(SmallInteger)
+    unowned_lead: Mapped[int] = mapped_column(SmallInteger)
+    month: Mapped[str] = mapped_column(String(7))
+    line: Mapped[str] = mapped_column(String(81))
+    orders: Mapped[int] = mapped_column(BigInteger)
+    revenue_cents: Mapped[int] = mapped_column(BigInteger)
+    n: Mapped[int] = mapped_column(BigInteger)
+    #: 1 for a delta row appended by a PostgreSQL trigger and not folded yet.
+    delta: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+
+    __table_args__ = (
+        Index(
+            "ix_report_group_lines_delta",
+            "id",
+            sqlite_where=text("delta = 1"),
+            postgresql_where=text("delta = 1"),
+        ),
+        Index(
+            "ix_report_group_lines_key",
+            "owner_id",
+            "team_id",
+            "archived",
+            "unowned_lead",
+            "month",
+            "line",
+        ),
+    )

@@ -49,17 +49,21 @@ _KEY = ("kind", "owner_id", "team_id", "archived", "unowned_lead", "k1", "k2")
 
 
 def group_scope(
-    session: Session, *, actor: Actor, filters: ReportFilter | None = None
+    session: Session,
+    *,
+    actor: Actor,
+    filters: ReportFilter | None = None,
+    table: Any = GroupCount,
 ) -> ColumnElement[bool] | None:
-    """SQL condition on ``GroupCount`` selecting the groups whose customers the report may
-    count: the twin of ``filters.customer_scope`` (and so of ``access.visible_customers``)
-    over the group columns. ``None`` when the filters need other customer columns (tag,
-    province, city)."""
+    """SQL condition on ``GroupCount`` (or another table of the same group columns, such as
+    ``GroupLineCount``) selecting the groups whose customers the report may count: the twin
+    of ``filters.customer_scope`` (and so of ``access.visible_customers``) over the group
+    columns. ``None`` when the filters need other customer columns (tag, province, city)."""
     f = filters or ReportFilter()
     customer_scope(session, actor=actor, filters=f)  # the same permission checks and errors
     if f.tag or f.province or f.city:
         return None
-    g = GroupCount
+    g = table
     if actor.role in UNRESTRICTED_READERS:
         rule: ColumnElement[bool] = true()
     elif actor.role == Role.MANAGER:
@@ -130,7 +134,7 @@ def compact_group_counts(session: Session) -> None:
     )
 
 
-def _group_columns() -> list[Any]:
+def group_columns() -> list[Any]:
     c = Customer
     return [
         func.coalesce(c.owner_id, 0).label("owner_id"),
@@ -148,7 +152,7 @@ def expected_group_counts(session: Session) -> Any:
     dialect = dialect_of(session)
     m, t, c = CustomerOrderMonth, CustomerOrderTotals, Customer
     live = c.merged_into_id.is_(None)
-    group = _group_columns()
+    group = group_columns()
     cents = func.round(m.revenue * 100)
     revenue = select(
         literal(REVENUE).label("kind"),
