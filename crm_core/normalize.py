@@ -165,9 +165,17 @@ class _Region:
         return self.general is not None and self.general[1].fullmatch(number) is not None
 
     def valid(self, number: str) -> bool:  # phonenumbers' _number_type_helper != UNKNOWN
-        return self.matches(number, self.general) and any(
-            self.matches(number, d) for d in self.kinds
-        )
+        if not self.matches(number, self.general):
+            return False
+        kinds = self._kinds_of_length(len(number))
+        return kinds is not None and kinds.fullmatch(number) is not None
+
+    @lru_cache(maxsize=64)  # noqa: B019 (one _Region per region code, kept for good)
+    def _kinds_of_length(self, size: int) -> re.Pattern[str] | None:
+        """One pattern for every number type a number of ``size`` digits may be: the
+        fullmatch of an alternation is the fullmatch of any of its branches."""
+        patterns = [p.pattern for lengths, p in self.kinds if not lengths or size in lengths]
+        return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
     def strip_national_prefix(self, number: str) -> str | None:
         """The number without its national prefix as phonenumbers strips it (``None``: the

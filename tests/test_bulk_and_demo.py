@@ -91,6 +91,7 @@ def test_a_big_first_load_rebuilds_the_indexes_and_keeps_them(sqlite_db, monkeyp
     from crm_core.users import get_system_user
 
     monkeypatch.setattr(bulk, "REBUILD_INDEXES_FROM", 50)
+    monkeypatch.setattr(bulk, "CHUNK", 64)  # the search index is filled chunk by chunk
     with sqlite_db.transaction() as s:
         before = _indexes(s)
         result = bulk_create_customers(
@@ -115,6 +116,11 @@ def test_a_big_first_load_rebuilds_the_indexes_and_keeps_them(sqlite_db, monkeyp
         found = svc.search_customers(s, actor=get_system_user(s), query="13800130123")
         assert [c.name for c in found] == ["Person 123"]
         assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        # every chunk reached the trigram index, which agrees with the customers table
+        matched = "SELECT count(*) FROM customer_fts WHERE customer_fts MATCH '\"person\"'"
+        assert s.execute(text(matched)).scalar() == 200
+        s.execute(text("INSERT INTO customer_fts(customer_fts) VALUES ('integrity-check')"))
+        assert s.execute(text("PRAGMA threads")).scalar() == 0  # the index build's setting undone
 
 
 def test_a_big_load_rolled_back_leaves_rows_and_indexes_as_they_were(sqlite_db, monkeypatch):
