@@ -188,3 +188,115 @@ def test_order_after_now_is_not_history_for_churn(db, staff, data):
     with db.transaction() as s:
         df = reports.monthly_churn(s, actor=staff.admin, now=NOW)
     assert df["month"].iloc[-1] == "2026-06"
+
+
+def _risk_dataset(db, staff, seed: int = 5) -> None:
+    """Sixty customers of random owners, teams, stages, tags, cities and last contacts (some
+    equal, some missing), with orders that rise, fall or stop and complaints."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from crm_core.models import Customer, Order, Tag, Ticket, customer_tags
+
+    rng = random.Random(seed)
+    stamp = datetime(2024, 1, 1, tzinfo=UTC)
+    contacts = [None, NOW - timedelta(days=400), NOW - timedelta(days=200), NOW]
+    rows = []
+    for i in range(60):
+        contact = rng.choice(contacts) if rng.random() < 0.5 else None
+        if contact is None and rng.random() < 0.7:
+            contact = NOW - timedelta(days=rng.randrange(0, 500))
+        rows.append(
+            {
+                "kind": "person",
+                "name": f"Risk {i}",
+                "name_key": f"risk {i}",
+                "search_text": "",
+                "lifecycle_stage": rng.choice(["lead", "customer", "vip", "dormant"]),
+                "owner_id": rng.choice([staff.sales1.id, staff.sales2.id, staff.manager.id, None]),
+                "team_id": rng.choice([staff.team_a, staff.team_b, None]),
+                "city": rng.choice(["杭州", "深圳"]),
+                "archived_at": stamp if rng.random() < 0.1 else None,
+                "last_contact_at": contact,
+                "custom": {},
+                "created_at": stamp,
+                "updated_at": stamp,
+                "version": 1,
+            }
+        )
+    with db.transaction() as s:
+        ids = list(s.scalars(insert(Customer).returning(Customer.id), rows))
+        tag = Tag(name="risky")
+        s.add(tag)
+        s.flush()
+        s.execute(insert(customer_tags), [{"customer_id": c, "tag_id": tag.id} for c in ids[::4]])
+        orders, tickets = [], []
+        for n, cid in enumerate(ids):
+            for _ in range(rng.choice([0, 1, 2, 3, 6, 12])):
+                days = rng.choice([rng.randrange(0, 90), rng.randrange(90, 450)])
+                orders.append(
+                    {
+                        "customer_id": cid,
+                        "number": f"R-{n}-{len(orders)}",
+                        "ordered_at": NOW - timedelta(days=days, hours=rng.randrange(24)),
+                        "total": 10,
+                        "currency": "CNY",
+                        "status": "cancelled" if rng.random() < 0.05 else "paid",
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                        "version": 1,
+                    }
+                )
+            for _ in range(rng.choice([0, 0, 0, 1, 2])):
+                tickets.append(
+                    {
+                        "customer_id": cid,
+                        "kind": rng.choice(["complaint", "complaint", "request"]),
+                        "subject": "Hm",
+                        "status": "open",
+                        "priority": "normal",
+                        "created_at": NOW - timedelta(days=rng.randrange(0, 150)),
+                        "updated_at": stamp,
+                        "version": 1,
+                    }
+                )
+        s.execute(insert(Order), orders)
+        s.execute(insert(Ticket), tickets)
+
+
+def test_churn_risk_scores_only_candidates_yet_lists_what_scoring_everyone_lists(
+    db, staff, monkeypatch
+):
+    """The risk list scores the customers that can be in it; it equals the list scored over
+    every customer for every role, filter and length (ties in last contact included)."""
+    from crm_core.reports import churn
+
+    _risk_dataset(db, staff)
+    filters = [
+        reports.ReportFilter(),
+        reports.ReportFilter(team_id=staff.team_b),
+        reports.ReportFilter(owner_id=staff.sales1.id),
+        reports.ReportFilter(city="杭州"),
+        reports.ReportFilter(tag="risky"),
+    ]
+    with db.transaction() as s:
+        every = reports.churn_risk(s, actor=staff.admin, now=NOW)
+    codes = set(",".join(every["reason_codes"]).split(","))
+    assert codes == {"orders_dropped", "no_contact", "complaints"}
+    # silent-only customers (score 1, no complaint) are listed by last contact after the
+    # others: lengths that end among them must not miss one the full scoring lists
+    quiet = [i for i, codes in enumerate(every["reason_codes"]) if codes == "no_contact"]
+    assert len(quiet) > 10 and quiet[0] > 3
+    limits = (1, quiet[0] - 1, quiet[0] + 1, quiet[0] + 4, quiet[-3], 500)
+    actors = [staff.admin, staff.manager, staff.sales1, staff.sales2, staff.analyst]
+    for actor in actors:
+        for f in filters:
+            for limit in limits:
+                with db.transaction() as s:
+                    fast = reports.churn_risk(s, actor=actor, filters=f, now=NOW, limit=limit)
+                    with monkeypatch.context() as m:
+                        m.setattr(churn, "NARROW_RISK_CANDIDATES", False)
+                        want = reports.churn_risk(s, actor=actor, filters=f, now=NOW, limit=limit)
+                pd.testing.assert_frame_equal(fast, want, obj=f"{actor.username} {f} {limit}")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, case, func, literal_column, null, or_, select, union_all
+from sqlalchemy import and_, case, func, literal_column, null, or_, select, union, union_all
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -283,6 +283,34 @@ def _spell_counts(start_month: Any, starts: Any, end_month: Any, ends: Any) -> A
     )
 
 
+#: Score only the customers that can be in the list (see ``_risk_candidates``) instead of
+#: every customer in scope (tests compare both).
+NARROW_RISK_CANDIDATES = True
+
+
+def _risk_candidates(orders: Any, complaints: Any, scope: Any, silent: Any, limit: int) -> Any:
+    """The ids of the customers that can be among the first ``limit`` of the risk list: those
+    whose orders dropped or who complained (a score of 2 or more needs one of these), and the
+    first ``limit`` other silent customers by last contact and id (every other customer has
+    score 1 and no complaint, so the list orders them by last contact and id: those in it are
+    a prefix of that order). The list's own query then scores only these, in the same order
+    as over every customer."""
+    flagged = union(
+        select(orders.c.customer_id).where(
+            orders.c.prior >= 2, orders.c.recent * 8 <= orders.c.prior
+        ),
+        select(complaints.c.customer_id),
+    ).cte("risk_flagged")
+    quiet = (
+        select(Customer.id.label("customer_id"))
+        .where(scope, silent, Customer.id.not_in(select(flagged.c.customer_id)))
+        .order_by(Customer.last_contact_at, Customer.id)
+        .limit(limit)
+        .cte("risk_quiet")
+    )
+    return union(select(flagged.c.customer_id), select(quiet.c.customer_id))
+
+
 def churn_risk(
     session: Session,
     *,
@@ -335,14 +363,14 @@ def churn_risk(
             func.max(windows.c.last_at).label("last_order_at"),
         )
         .group_by(windows.c.customer_id)
-        .subquery()
+        .cte("risk_orders")
     )
     complaints = (
         select(Ticket.customer_id.label("customer_id"), func.count().label("n"))
         .where(Ticket.kind == TicketKind.COMPLAINT, Ticket.created_at >= recent_start)
         .where(Ticket.created_at <= now)
         .group_by(Ticket.customer_id)
-        .subquery()
+        .cte("risk_complaints")
     )
     recent = func.coalesce(orders.c.recent, 0)
     prior = func.coalesce(orders.c.prior, 0)
@@ -382,6 +410,10 @@ def churn_risk(
         .order_by(score.desc(), n_complaints.desc(), Customer.last_contact_at.asc(), Customer.id)
         .limit(limit)
     )
+    if NARROW_RISK_CANDIDATES:
+        stmt = stmt.where(
+            Customer.id.in_(_risk_candidates(orders, complaints, scope, silent, limit))
+        )
     rows = session.execute(stmt).all()
     owners = user_names(session, [r[2] for r in rows])
     _ = translator(locale, "reports")
