@@ -148,3 +148,25 @@ def test_reports_read_rollups_with_date_ranges_and_now(db, staff):
     assert revenue.set_index("month").loc["2025-01", "customers"] == 2  # c2 and c6
     assert set(rfm["frequency"]) <= {1, 2, 3, 4}
     assert rfm["frequency"].sum() == 9
+
+
+def test_number_columns_equal_the_driver_rows(db, staff):
+    """RFM reads its million rows with ``number_columns`` (PostgreSQL: ``COPY`` text parsed by
+    pandas): every value equals the one the driver gives."""
+    from sqlalchemy import BigInteger, Float, cast
+
+    from crm_core.reports._common import number_columns, raw_rows
+
+    build(db, staff)
+    stmt = select(
+        Order.id, cast(Order.id, BigInteger) * 10**12, cast(Order.total, Float) / 3
+    ).order_by(Order.id)
+    with db.transaction() as s:
+        ids, big, thirds = number_columns(s, stmt, ("int64", "int64", "float64"))
+        rows = raw_rows(s, stmt)
+        empty = number_columns(s, stmt.where(Order.id < 0), ("int64", "float64"))
+    assert len(rows) > 5
+    assert [tuple(r) for r in rows] == list(
+        zip(ids.tolist(), big.tolist(), thirds.tolist(), strict=True)
+    )
+    assert [len(c) for c in empty] == [0, 0] and empty[1].dtype == "float64"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,6 +63,37 @@ def raw_rows(session: Session, stmt: Any) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def number_columns(session: Session, stmt: Any, dtypes: Sequence[str]) -> list[np.ndarray]:
+    """The columns of ``stmt`` (numbers, no ``NULL``) as numpy arrays of ``dtypes``, for results
+    of a million rows. PostgreSQL: ``COPY ... TO STDOUT`` text parsed by pandas (pandas 3
+    parses floats exactly, so each value is the one the driver would give); SQLite: the
+    driver's rows."""
+    if session.get_bind().dialect.name != "postgresql":
+        # as float64 in one go (exact for integers below 2**53), then each column's type
+        data = np.array(raw_rows(session, stmt), dtype="float64").reshape(-1, len(dtypes))
+        return [data[:, i].astype(d) for i, d in enumerate(dtypes)]
+    compiled = stmt.compile(dialect=session.get_bind().dialect)
+    cursor = session.connection().connection.cursor()
+    buffer = io.BytesIO()
+    try:
+        with cursor.copy(f"COPY ({compiled}) TO STDOUT", compiled.params) as copy:
+            for block in copy:
+                buffer.write(block)
+    finally:
+        cursor.close()
+    if not buffer.getbuffer().nbytes:
+        return [np.zeros(0, dtype=d) for d in dtypes]
+    buffer.seek(0)
+    df = pd.read_csv(
+        buffer,
+        sep="\t",
+        header=None,
+        names=list(range(len(dtypes))),
+        dtype=dict(enumerate(dtypes)),
+    )
+    return [df[i].to_numpy() for i in range(len(dtypes))]
 
 
 def user_names(session: Session, user_ids: Iterable[Any]) -> dict[int, tuple[str, int | None, str]]:
