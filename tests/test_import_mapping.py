@@ -152,6 +152,19 @@ def test_dates(raw, expected):
     assert cleaning.clean_date(raw) == expected
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["1990-05-03", "0001-01-01", "9999-12-31", "2024-02-29", "2023-02-29", "1990-13-01",
+     "1990-00-10", "0000-01-01", "1990-5-3", "1990-05-03x", "１９９０-05-03", "1990-05-3 "],
+)  # fmt: skip
+def test_iso_dates_read_without_strptime_as_parse_date_reads_them(raw):
+    from unittest import mock
+
+    with mock.patch.object(cleaning, "_ISO_DATE", mock.Mock(match=lambda _: None)):
+        the_long_way = cleaning.clean_date(raw)  # parse_date, then clean_date's fallbacks
+    assert cleaning.clean_date(raw) == the_long_way
+
+
 def test_row_to_customer_data_cleans_choices_lists_and_blanks():
     columns = [(0, "name"), (1, "phone"), (2, "phone"), (3, "tags"), (4, "lifecycle_stage"),
                (5, "kind"), (6, "city"), (7, "owner"), (8, "custom.plan")]  # fmt: skip

@@ -21,6 +21,7 @@ from crm_core.normalize import clean_text, normalize_email, parse_date, try_norm
 _SCI = re.compile(r"^[+-]?\d+(\.\d+)?[eE]\+?\d+$")
 _FLOAT_INT = re.compile(r"^\+?\d{5,}\.0+$")
 _SERIAL = re.compile(r"^\d{5}(\.0+)?$")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 _EXTRA_DATES = (
     "%Y-%m-%d %H:%M:%S",
     "%Y/%m/%d %H:%M:%S",
@@ -81,6 +82,12 @@ def fix_number_text(text: str) -> str:
 def clean_date(text: str) -> str:
     """An ISO date from what ``parse_date`` reads plus Excel serial numbers, ``03-May-1990``
     and date-times; text that is no date is returned unchanged for the validator to refuse."""
+    if _ISO_DATE.match(text):
+        # what parse_date's first format reads, without strptime (most files write ISO)
+        try:
+            return date(int(text[:4]), int(text[5:7]), int(text[8:10])).isoformat()
+        except ValueError:
+            pass
     try:
         parsed = parse_date(text)
         if parsed is not None:
@@ -112,8 +119,11 @@ def row_values(
 ) -> dict[str, str | list[str]]:
     """``{target: text}`` of one row (list targets collect every column's parts)."""
     out: dict[str, Any] = {}
+    width = len(values)
     for index, target in columns:
-        text = clean_text(values[index]) if index < len(values) else None
+        if index >= width or not values[index]:
+            continue  # an empty cell is missing (as ``clean_text`` would say, only sooner)
+        text = clean_text(values[index])
         if text is None:
             continue
         if target in ("phone", "email"):
