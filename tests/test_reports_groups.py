@@ -13,9 +13,21 @@ from reports_dataset import NOW
 from sqlalchemy import delete, func, insert, select, update
 
 from crm_core import reports
-from crm_core.models import Customer, GroupCount, GroupLineCount, Order
-from crm_core.reports import churn, cohorts, revenue, rfm
+from crm_core.models import (
+    Customer,
+    GroupActivityCount,
+    GroupCount,
+    GroupLineCount,
+    Interaction,
+    Order,
+)
+from crm_core.reports import activity, churn, cohorts, revenue, rfm
 from crm_core.reports._common import frame
+from crm_core.reports.activity_groups import (
+    activity_differences,
+    compact_group_activity,
+    rebuild_group_activity,
+)
 from crm_core.reports.groups import (
     compact_group_counts,
     group_differences,
@@ -81,8 +93,23 @@ def _build(db, staff, seed: int = 7) -> list[int]:
                 "version": 1,
             }
         )
+    interactions = [
+        {
+            "customer_id": rng.choice(ids),
+            "user_id": rng.choice([staff.sales1.id, staff.sales2.id, None]),
+            "kind": rng.choice(["call", "email", "visit"]),
+            "subject": "",
+            "occurred_at": datetime(2024, 1, 1, tzinfo=UTC)
+            + timedelta(days=rng.randrange(0, 880), hours=rng.randrange(24)),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "version": 1,
+        }
+        for _ in range(300)
+    ]
     with db.transaction() as s:
         s.execute(insert(Order), orders)
+        s.execute(insert(Interaction), interactions)
     return ids
 
 
@@ -90,6 +117,7 @@ def _exact(db) -> None:
     with db.transaction() as s:
         assert group_differences(s) == []
         assert line_differences(s) == []
+        assert activity_differences(s) == []
 
 
 def _reference_revenue(s, actor, f) -> pd.DataFrame:
@@ -109,6 +137,16 @@ def _compare_lines(db, actor, f) -> None:
         fast = reports.revenue_by_month(s, actor=actor, filters=f, by="product_line")
         want = _reference_lines(s, actor, f)
     pd.testing.assert_frame_equal(fast, want, rtol=1e-9, obj=f"lines {actor.username} {f}")
+
+
+def _compare_activity(db, actor, f, monkeypatch) -> None:
+    """Interactions by month from the group counts equal the query over the interactions."""
+    with db.transaction() as s:
+        fast = reports.interactions_by_month(s, actor=actor, filters=f)
+        with monkeypatch.context() as m:
+            m.setattr(activity, "group_scope", lambda *a, **k: None)
+            want = reports.interactions_by_month(s, actor=actor, filters=f)
+    pd.testing.assert_frame_equal(fast, want, obj=f"activity {actor.username} {f}")
 
 
 def _compare(db, staff, monkeypatch) -> None:
@@ -140,6 +178,7 @@ def _compare(db, staff, monkeypatch) -> None:
             _compare_lines(db, actor, f)
             # a province filter reads the customer-line roll-up instead of the group lines
             _compare_lines(db, actor, f.with_(province="浙江"))
+            _compare_activity(db, actor, f, monkeypatch)
 
 
 def _compare_rfm(db, actor, f, monkeypatch) -> None:
@@ -201,6 +240,20 @@ def test_group_counts_follow_customer_and_order_changes(db, staff, monkeypatch):
         s.execute(update(Order).where(Order.id.in_(order_ids[40:50])).values(product_line=None))
         s.execute(update(Order).where(Order.id.in_(order_ids[50:55])).values(product_line="C"))
         s.execute(update(Order).where(Order.id.in_(order_ids[55:60])).values(total=12.34))
+        contacts = list(s.scalars(select(Interaction.id).order_by(Interaction.id)))
+        s.execute(update(Interaction).where(Interaction.id.in_(contacts[:10])).values(user_id=None))
+        s.execute(
+            update(Interaction).where(Interaction.id.in_(contacts[10:20])).values(kind="chat")
+        )
+        s.execute(
+            update(Interaction)
+            .where(Interaction.id.in_(contacts[20:30]))
+            .values(customer_id=ids[0], occurred_at=datetime(2025, 3, 3, tzinfo=UTC))
+        )
+        s.execute(
+            update(Interaction).where(Interaction.id.in_(contacts[30:40])).values(subject="x")
+        )
+        s.execute(delete(Interaction).where(Interaction.id.in_(contacts[40:50])))
         s.execute(
             update(Customer)
             .where(Customer.id.in_(ids[30:35]))
@@ -211,6 +264,7 @@ def test_group_counts_follow_customer_and_order_changes(db, staff, monkeypatch):
     with db.transaction() as s:
         compact_group_counts(s)
         compact_group_lines(s)
+        compact_group_activity(s)
     with db.transaction() as s:  # one row per key, none of them a pending delta
         keys = [getattr(GroupCount, k) for k in ("kind", "owner_id", "team_id", "k1", "k2")]
         keys += [GroupCount.archived, GroupCount.unowned_lead]
@@ -223,10 +277,15 @@ def test_group_counts_follow_customer_and_order_changes(db, staff, monkeypatch):
         lines += [GroupLineCount.unowned_lead, GroupLineCount.month, GroupLineCount.line]
         per_key = s.scalars(select(func.count()).select_from(GroupLineCount).group_by(*lines)).all()
         assert per_key and max(per_key) == 1
+        g = GroupActivityCount
+        keys = [g.owner_id, g.team_id, g.archived, g.unowned_lead, g.month, g.user_id, g.kind]
+        per_key = s.scalars(select(func.count()).select_from(g).group_by(*keys)).all()
+        assert per_key and max(per_key) == 1
     _exact(db)
     with db.transaction() as s:
         rebuild_group_counts(s)
         rebuild_line_rollups(s)
+        rebuild_group_activity(s)
     _exact(db)
     _compare(db, staff, monkeypatch)
 

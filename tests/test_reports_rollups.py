@@ -13,6 +13,7 @@ from crm_core import activities as act
 from crm_core import reports
 from crm_core.dedupe import merge as mg
 from crm_core.models import CustomerOrderMonth, CustomerOrderTotals, Order
+from crm_core.reports.activity_groups import activity_differences
 from crm_core.reports.groups import group_differences
 from crm_core.reports.lines import line_differences
 from crm_core.reports.rollups import (
@@ -28,6 +29,7 @@ def _exact(db) -> None:
         assert rollup_differences(s) == []
         assert group_differences(s) == []  # the group counts (revision 0040) follow too
         assert line_differences(s) == []  # and the product-line roll-ups (revision 0042)
+        assert activity_differences(s) == []  # and the interaction counts (revision 0043)
 
 
 def test_rollups_follow_service_writes_changes_and_deletes(db, staff):

@@ -65,6 +65,7 @@ from crm_core.models.reports import (
     CustomerOrderLine,
     CustomerOrderMonth,
     CustomerOrderTotals,
+    GroupActivityCount,
     GroupCount,
     GroupLineCount,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "Base",
     "GroupCount",
     "GroupLineCount",
+    "GroupActivityCount",
     "ConsentEvent",
     "Contract",
     "CandidateStatus",

@@ -151,3 +151,44 @@ class GroupLineCount(Base):
             "line",
         ),
     )
+
+
+class GroupActivityCount(Base):
+    """Interactions per month, user (0 for none) and kind summed over one group of customers
+    (the groups of ``GroupCount``; revision 0043). On PostgreSQL one key may have several
+    rows (signed deltas); its value is their sum."""
+
+    __tablename__ = "report_group_activity"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    owner_id: Mapped[int] = mapped_column(Integer)
+    team_id: Mapped[int] = mapped_column(Integer)
+    archived: Mapped[int] = mapped_column(SmallInteger)
+    unowned_lead: Mapped[int] = mapped_column(SmallInteger)
+    month: Mapped[str] = mapped_column(String(7))
+    user_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    n: Mapped[int] = mapped_column(BigInteger)
+    #: 1 for a delta row appended by a PostgreSQL trigger and not folded yet.
+    delta: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+
+    __table_args__ = (
+        Index(
+            "ix_report_group_activity_delta",
+            "id",
+            sqlite_where=text("delta = 1"),
+            postgresql_where=text("delta = 1"),
+        ),
+        Index(
+            "ix_report_group_activity_key",
+            "owner_id",
+            "team_id",
+            "archived",
+            "unowned_lead",
+            "month",
+            "user_id",
+            "kind",
+        ),
+    )

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
-from crm_core.models import Customer, Interaction, Role, Task
+from crm_core.models import Customer, GroupActivityCount, Interaction, Role, Task
 from crm_core.reports._common import frame, now_or, to_int, user_names
 from crm_core.reports._sql import days_between, dialect_of, month_bucket, month_text, timestamp
+from crm_core.reports.activity_groups import activity_sums
 from crm_core.reports.filters import ReportFilter, customer_scope, in_range, scoped
+from crm_core.reports.groups import group_scope
+from crm_core.reports.rollups import split_range
 
 OVERDUE_COLUMNS = (
     "task_id",
@@ -33,16 +37,13 @@ def interactions_by_month(
     Columns: ``month`` (``'YYYY-MM'``), ``user_id`` (who logged it), ``user``, ``kind``,
     ``interactions``. Interactions with the filtered customers, in the date range.
     """
-    month = month_bucket(Interaction.occurred_at, dialect_of(session)).label("month")
-    stmt = (
-        select(month, Interaction.user_id, Interaction.kind, func.count(Interaction.id))
-        .where(*in_range(Interaction.occurred_at, filters))
-        .group_by(month, Interaction.user_id, Interaction.kind)
-    )
-    stmt = scoped(
-        stmt, session, actor=actor, filters=filters, customer_id=Interaction.customer_id
-    )  # sorted here: ordered in SQL, PostgreSQL sorted the million rows to group them
-    df = frame(session.execute(stmt), ["month", "user_id", "kind", "interactions"])
+    f = filters or ReportFilter()
+    scope = group_scope(session, actor=actor, filters=f, table=GroupActivityCount)
+    if scope is not None:
+        rows = _activity_from_groups(session, actor, f, scope)
+    else:
+        rows = [tuple(r) for r in session.execute(_activity_from_interactions(session, actor, f))]
+    df = frame(rows, ["month", "user_id", "kind", "interactions"])
     df["month"] = month_text(df["month"])
     nulls = "first" if dialect_of(session) == "sqlite" else "last"  # as each orders NULLs
     df = df.sort_values(["month", "user_id", "kind"], na_position=nulls, kind="stable")
@@ -52,6 +53,46 @@ def interactions_by_month(
     df["user_id"] = df["user_id"].astype("Int64")
     df["month"] = df["month"].astype("string")
     return to_int(df, "interactions")
+
+
+def _activity_from_interactions(session: Session, actor: Actor, filters: ReportFilter) -> Any:
+    """``SELECT`` of the interactions per month, user and kind straight from the interactions
+    (grouped, not ordered: PostgreSQL sorted the million rows to group them)."""
+    month = month_bucket(Interaction.occurred_at, dialect_of(session)).label("month")
+    stmt = (
+        select(month, Interaction.user_id, Interaction.kind, func.count(Interaction.id))
+        .where(*in_range(Interaction.occurred_at, filters))
+        .group_by(month, Interaction.user_id, Interaction.kind)
+    )
+    return scoped(stmt, session, actor=actor, filters=filters, customer_id=Interaction.customer_id)
+
+
+def _activity_from_groups(
+    session: Session, actor: Actor, filters: ReportFilter, scope: Any
+) -> list[tuple[Any, ...]]:
+    """The rows of ``_activity_from_interactions`` from the interaction group counts: whole
+    months summed over the groups, the partial months at the edges of the date range from
+    the interactions."""
+    from_month, to_month, edges = split_range(filters.start, filters.end)
+    g = GroupActivityCount
+    where = []
+    if from_month is not None:
+        where.append(g.month >= from_month)
+    if to_month is not None:
+        where.append(g.month < to_month)
+    rows: list[tuple[Any, ...]] = list(activity_sums(session, scope, *where))
+    for start, end in edges:
+        stmt = _activity_from_interactions(
+            session, actor, filters.with_(date_from=None, date_to=None)
+        )
+        if start is not None:
+            stmt = stmt.where(Interaction.occurred_at >= start)
+        if end is not None:
+            stmt = stmt.where(Interaction.occurred_at < end)
+        part = [tuple(r) for r in session.execute(stmt)]
+        months = month_text([r[0] for r in part])
+        rows += [(m, *r[1:]) for m, r in zip(months, part, strict=True)]
+    return rows
 
 
 def overdue_tasks(
