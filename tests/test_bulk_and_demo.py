@@ -121,6 +121,8 @@ def test_a_big_first_load_rebuilds_the_indexes_and_keeps_them(sqlite_db, monkeyp
         assert s.execute(text(matched)).scalar() == 200
         s.execute(text("INSERT INTO customer_fts(customer_fts) VALUES ('integrity-check')"))
         assert s.execute(text("PRAGMA threads")).scalar() == 0  # the index build's setting undone
+        merge = "SELECT v FROM customer_fts_config WHERE k = 'automerge'"
+        assert s.execute(text(merge)).scalar() == 4  # merging turned back on after the fill
 
 
 def test_a_big_load_rolled_back_leaves_rows_and_indexes_as_they_were(sqlite_db, monkeypatch):
