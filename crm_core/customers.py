@@ -220,6 +220,11 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
+_KINDS = frozenset(k.value for k in CustomerKind)
+_STAGES = frozenset(s.value for s in Lifecycle)
+_TIERS = frozenset(t.value for t in ValueTier)
+
+
 @dataclass
 class CleanCustomer:
     """Validated values ready to be applied to a ``Customer``."""
@@ -294,7 +299,7 @@ class _Validator:
                 cols["name"] = name
         if "kind" in data:
             kind = clean_text(data["kind"]) or CustomerKind.PERSON
-            if kind not in {k.value for k in CustomerKind}:
+            if kind not in _KINDS:
                 errors["kind"] = f"'{kind}' is not person or company"
             cols["kind"] = kind
         for key in TEXT_FIELDS:
@@ -362,14 +367,14 @@ class _Validator:
             cols["birthday"] = birthday
         if "lifecycle_stage" in data:
             stage = (clean_text(data["lifecycle_stage"]) or Lifecycle.LEAD).lower()
-            if stage not in {s.value for s in Lifecycle}:
+            if stage not in _STAGES:
                 errors["lifecycle_stage"] = (
                     f"'{stage}' is not one of {', '.join(s.value for s in Lifecycle)}"
                 )
             cols["lifecycle_stage"] = stage
         if "value_tier" in data:
             tier = (clean_text(data["value_tier"]) or "").upper() or None
-            if tier and tier not in {t.value for t in ValueTier}:
+            if tier and tier not in _TIERS:
                 errors["value_tier"] = f"'{tier}' is not A, B or C"
             cols["value_tier"] = tier
         if "owner_id" in data:
