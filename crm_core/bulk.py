@@ -613,38 +613,50 @@ def bulk_create_customers(
     )
     ids = reserve_ids(session, Customer.__table__, len(rows))
     prepared = _prepared_chunks(job, rows, ids, _worker_count(workers, len(rows)))
-    if not skip_invalid:
-        # all or nothing: every chunk is checked before the first write
-        chunks = list(prepared)
-        errors = [e for chunk in chunks for e in chunk.errors]
-        if errors:
-            shown = "; ".join(f"row {e.row + 1}: {e.message()}" for e in errors[:10])
-            more = f" (and {len(errors) - 10} more rows)" if len(errors) > 10 else ""
-            raise InvalidInput(
-                f"{len(errors)} invalid row(s): {shown}{more}", field=next(iter(errors[0].errors))
-            )
-        prepared = iter(chunks)
+    # All or nothing (not skip_invalid): chunks are written as they come, inside a savepoint
+    # that an invalid row rolls back; the remaining chunks are still checked (not written) so
+    # that the error lists every invalid row.
+    savepoint = None if skip_invalid else session.begin_nested()
+    invalid: list[RowError] = []
     tag_ids: dict[str, int] = {}
     rebuilt = ("customers", "customer_phones", "customer_emails", "audit_entries")
-    with (
-        gc_paused(),
-        _indexes_rebuilt(session, rebuilt, len(rows)),
-        _batched_search_index(session) as index_search_text,
-    ):
-        for chunk in prepared:
-            result.errors.extend(chunk.errors)
-            for name in ("customers", "customer_phones", "customer_emails", "audit_entries"):
-                job.params[name].execute(conn, chunk.params[name])
-            if chunk.tags:
-                names = {t for _, t in chunk.tags} - set(tag_ids)
-                tag_ids.update(_tag_ids(session, names))
-                insert_many(
-                    conn,
-                    customer_tags,
-                    [{"customer_id": cid, "tag_id": tag_ids[t]} for cid, t in chunk.tags],
-                )
-            for index, cid in chunk.created:
-                result.rows.append(index)
-                result.ids.append(cid)
-            index_search_text([cid for _, cid in chunk.created])
+    try:
+        with (
+            gc_paused(),
+            _indexes_rebuilt(session, rebuilt, len(rows)),
+            _batched_search_index(session) as index_search_text,
+        ):
+            for chunk in prepared:
+                if savepoint is not None and (invalid or chunk.errors):
+                    invalid.extend(chunk.errors)
+                    continue
+                result.errors.extend(chunk.errors)
+                for name in rebuilt:
+                    job.params[name].execute(conn, chunk.params[name])
+                if chunk.tags:
+                    names = {t for _, t in chunk.tags} - set(tag_ids)
+                    tag_ids.update(_tag_ids(session, names))
+                    insert_many(
+                        conn,
+                        customer_tags,
+                        [{"customer_id": cid, "tag_id": tag_ids[t]} for cid, t in chunk.tags],
+                    )
+                for index, cid in chunk.created:
+                    result.rows.append(index)
+                    result.ids.append(cid)
+                index_search_text([cid for _, cid in chunk.created])
+    except BaseException:
+        if savepoint is not None and savepoint.is_active:
+            savepoint.rollback()
+        raise
+    if savepoint is not None:
+        if invalid:
+            savepoint.rollback()
+            shown = "; ".join(f"row {e.row + 1}: {e.message()}" for e in invalid[:10])
+            more = f" (and {len(invalid) - 10} more rows)" if len(invalid) > 10 else ""
+            raise InvalidInput(
+                f"{len(invalid)} invalid row(s): {shown}{more}",
+                field=next(iter(invalid[0].errors)),
+            )
+        savepoint.commit()
     return result

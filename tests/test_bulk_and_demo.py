@@ -139,3 +139,42 @@ def test_a_big_load_rolled_back_leaves_rows_and_indexes_as_they_were(sqlite_db, 
     with sqlite_db.transaction() as s:
         assert _indexes(s) == before
         assert s.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_invalid_row_in_a_late_chunk_undoes_the_chunks_already_written(
+    db, staff, monkeypatch, workers
+):
+    """All or nothing: earlier chunks are written before a later one turns out invalid; the
+    savepoint takes them back even when the caller goes on and commits its own work."""
+    from sqlalchemy import text
+
+    from crm_core import bulk
+
+    monkeypatch.setattr(bulk, "CHUNK", 3)
+    monkeypatch.setattr(bulk, "REBUILD_INDEXES_FROM", 5)
+    rows = [{"name": f"Person {i}", "phones": [f"1380013{i:04d}"]} for i in range(12)]
+    rows[7]["phones"] = ["12"]
+    rows[10]["name"] = ""
+    with db.transaction() as s:
+        kept = svc.create_customer(s, actor=staff.admin, data={"name": "Kept Before"}).id
+        before = _indexes(s) if s.get_bind().dialect.name == "sqlite" else None
+        with pytest.raises(InvalidInput) as err:
+            bulk_create_customers(s, actor=staff.admin, rows=rows, workers=workers)
+        message = str(err.value)
+        assert "2 invalid row(s): row 8" in message
+        assert "row 8: phone" in message and "row 11: name: is required" in message
+    with db.transaction() as s:
+        assert list(s.scalars(select(Customer.id))) == [kept]
+        assert s.scalar(select(func.count()).select_from(CustomerPhone)) == 0
+        assert [c.id for c in svc.search_customers(s, actor=staff.admin, query="kept")] == [kept]
+        assert svc.search_customers(s, actor=staff.admin, query="person") == []
+        if before is not None:
+            assert _indexes(s) == before
+            s.execute(text("INSERT INTO customer_fts(customer_fts) VALUES ('integrity-check')"))
+            assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    with db.transaction() as s:  # valid rows still go in afterwards, every chunk
+        rows[7]["phones"], rows[10]["name"] = [], "Person 10"
+        created = bulk_create_customers(s, actor=staff.admin, rows=rows, workers=workers)
+        assert len(created.ids) == 12
+        assert len(svc.search_customers(s, actor=staff.admin, query="person", limit=50)) == 12
