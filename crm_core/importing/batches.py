@@ -38,7 +38,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
@@ -531,63 +531,72 @@ class _Run:
             self._update(updates)
 
     def _lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
-        """``{key: customer ids}`` of live customers (visible to the actor) having the key."""
+        """``{key: customer ids}`` of live customers (visible to the actor) having the key.
+
+        Each kind's statement is built once with an expanding parameter and run through the
+        connection for each part of the values (building the ``IN`` list of literals and ORM
+        rows cost more than SQLite's lookups)."""
         found: dict[tuple[str, str], set[int]] = defaultdict(set)
         by_kind: dict[str, set[str]] = defaultdict(set)
         for kind, value in keys:
             by_kind[kind].add(value)
         visible = visible_customers(self.actor)
-        for kind, values in by_kind.items():
-            wanted = sorted(values)
-            for start in range(0, len(wanted), _LOOKUP_CHUNK):
-                part = wanted[start : start + _LOOKUP_CHUNK]
-                stmt: Any
-                if kind == "email":
-                    # keys are the first (primary) e-mail and phone, so is the match
-                    # found through the indexed e-mail table (customers.email has no index),
-                    # matched on the primary address as before
-                    variants = sorted({v for k in part for v in self.email_forms[k]} | set(part))
-                    stmt = (
-                        select(CustomerEmail.email, CustomerEmail.customer_id)
-                        .join(Customer, Customer.id == CustomerEmail.customer_id)
-                        .where(
-                            CustomerEmail.email.in_(variants),
-                            Customer.email == CustomerEmail.email,
-                            visible,
-                        )
+        values = bindparam("values", expanding=True)
+        self.session.flush()
+        conn = self.session.connection()
+        for kind, wanted_set in by_kind.items():
+            wanted = sorted(wanted_set)
+            stmt: Any
+            if kind == "email":
+                # keys are the first (primary) e-mail and phone, so is the match
+                # found through the indexed e-mail table (customers.email has no index),
+                # matched on the primary address as before
+                stmt = (
+                    select(CustomerEmail.email, CustomerEmail.customer_id)
+                    .join(Customer, Customer.id == CustomerEmail.customer_id)
+                    .where(
+                        CustomerEmail.email.in_(values),
+                        Customer.email == CustomerEmail.email,
+                        visible,
                     )
-                    for value, cid in self.session.execute(stmt):
+                )
+            elif kind == "phone":
+                stmt = (
+                    select(CustomerPhone.e164, CustomerPhone.customer_id)
+                    .join(Customer, Customer.id == CustomerPhone.customer_id)
+                    .where(
+                        CustomerPhone.e164.in_(values),
+                        Customer.phone == CustomerPhone.e164,
+                        visible,
+                    )
+                )
+            elif kind == "row":
+                stmt = (
+                    select(ImportBatchRow.row_digest, ImportBatchRow.customer_id)
+                    .join(ImportBatch, ImportBatch.id == ImportBatchRow.batch_id)
+                    .join(Customer, Customer.id == ImportBatchRow.customer_id)
+                    .where(
+                        ImportBatchRow.row_digest.in_(values),
+                        ImportBatch.status == "committed",
+                        visible,
+                    )
+                )
+            elif kind == "id":
+                stmt = select(Customer.id, Customer.id).where(Customer.id.in_(values), visible)
+            else:
+                stmt = select(Customer.external_id, Customer.id).where(
+                    Customer.external_id.in_(values), visible
+                )
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                part: list[Any] = wanted[start : start + _LOOKUP_CHUNK]
+                if kind == "email":
+                    part = sorted({v for k in part for v in self.email_forms[k]} | set(part))
+                    for value, cid in conn.execute(stmt, {"values": part}):
                         found[(kind, value.lower())].add(cid)
                     continue
-                if kind == "phone":
-                    stmt = (
-                        select(CustomerPhone.e164, CustomerPhone.customer_id)
-                        .join(Customer, Customer.id == CustomerPhone.customer_id)
-                        .where(
-                            CustomerPhone.e164.in_(part),
-                            Customer.phone == CustomerPhone.e164,
-                            visible,
-                        )
-                    )
-                elif kind == "row":
-                    stmt = (
-                        select(ImportBatchRow.row_digest, ImportBatchRow.customer_id)
-                        .join(ImportBatch, ImportBatch.id == ImportBatchRow.batch_id)
-                        .join(Customer, Customer.id == ImportBatchRow.customer_id)
-                        .where(
-                            ImportBatchRow.row_digest.in_(part),
-                            ImportBatch.status == "committed",
-                            visible,
-                        )
-                    )
-                elif kind == "id":
-                    numbers = [int(v) for v in part if len(v) < 18]
-                    stmt = select(Customer.id, Customer.id).where(Customer.id.in_(numbers), visible)
-                else:
-                    stmt = select(Customer.external_id, Customer.id).where(
-                        Customer.external_id.in_(part), visible
-                    )
-                for value, cid in self.session.execute(stmt):
+                if kind == "id":
+                    part = [int(v) for v in part if len(v) < 18]
+                for value, cid in conn.execute(stmt, {"values": part}):
                     found[(kind, str(value))].add(cid)
         return found
 
@@ -628,11 +637,13 @@ class _Run:
         ids = sorted({cid for _, cid in updates})
         imported = self._imported_content(ids)
         versions: dict[int, int] = {}
+        conn = self.session.connection()
+        stmt = select(Customer.id, Customer.version).where(
+            Customer.id.in_(bindparam("ids", expanding=True))
+        )
         for start in range(0, len(ids), _LOOKUP_CHUNK):
-            stmt = select(Customer.id, Customer.version).where(
-                Customer.id.in_(ids[start : start + _LOOKUP_CHUNK])
-            )
-            versions.update({cid: version for cid, version in self.session.execute(stmt)})
+            part = ids[start : start + _LOOKUP_CHUNK]
+            versions.update({cid: version for cid, version in conn.execute(stmt, {"ids": part})})
         rest: list[tuple[_Row, int]] = []
         for row, cid in updates:
             fingerprints, version_after = imported.get(cid, ((), None))
@@ -731,21 +742,23 @@ class _Run:
         """``{customer id: (fingerprints of committed import rows, version the last import
         left)}``."""
         out: dict[int, tuple[set[str], int]] = {}
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            stmt = (
-                select(
-                    ImportBatchRow.customer_id,
-                    ImportBatchRow.row_digest,
-                    ImportBatchRow.version_after,
-                )
-                .join(ImportBatch, ImportBatch.id == ImportBatchRow.batch_id)
-                .where(
-                    ImportBatchRow.customer_id.in_(ids[start : start + _LOOKUP_CHUNK]),
-                    ImportBatch.status == "committed",
-                    ImportBatch.id != self.batch.id,  # earlier imports, not this one's rows
-                )
+        stmt = (
+            select(
+                ImportBatchRow.customer_id,
+                ImportBatchRow.row_digest,
+                ImportBatchRow.version_after,
             )
-            for cid, fingerprint, version in self.session.execute(stmt):
+            .join(ImportBatch, ImportBatch.id == ImportBatchRow.batch_id)
+            .where(
+                ImportBatchRow.customer_id.in_(bindparam("ids", expanding=True)),
+                ImportBatch.status == "committed",
+                ImportBatch.id != self.batch.id,  # earlier imports, not this one's rows
+            )
+        )
+        conn = self.session.connection()
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            part = ids[start : start + _LOOKUP_CHUNK]
+            for cid, fingerprint, version in conn.execute(stmt, {"ids": part}):
                 seen, last = out.get(cid, (set(), 0))
                 if fingerprint:
                     seen.add(fingerprint)
