@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/import_bench.py                      # 100,000 rows, SQLite
     .venv/bin/python benchmarks/import_bench.py --rows 100000 1000000
     .venv/bin/python benchmarks/import_bench.py --url postgresql+psycopg://postgres@127.0.0.1/test
+    .venv/bin/python benchmarks/import_bench.py --rows 1000000 --phases commit re-import
 
 Each phase (preview, commit, re-import of the same file) runs in a fresh process so its peak
 memory (resident set size, workers included) is its own. Aims (issue 5): 100,000 rows validated
@@ -32,6 +33,7 @@ COLUMNS = ["name", "phone", "phone2", "email", "company", "position", "industry"
            "province", "city", "district", "street", "postcode", "birthday", "lifecycle_stage",
            "value_tier", "tags"]  # fmt: skip
 PART = 100_000
+PHASES = ("preview", "commit", "re-import")
 
 
 def write_csv(path: Path, rows: int, encoding: str) -> None:
@@ -133,6 +135,13 @@ def main() -> None:
     parser.add_argument("--url", help="PostgreSQL server URL (default: a SQLite file)")
     parser.add_argument("--encoding", default="utf-8-sig", help="CSV encoding (gb18030 …)")
     parser.add_argument("--keep", action="store_true", help="Keep the files in the temp folder")
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        choices=PHASES,
+        default=list(PHASES),
+        help="Phases to run, in this order (a re-import needs the commit before it)",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="crm-import-bench-"))
     results = []
@@ -146,7 +155,7 @@ def main() -> None:
             flush=True,
         )
         url = fresh_database(args.url, folder)
-        for phase in ("preview", "commit", "re-import"):
+        for phase in [p for p in PHASES if p in args.phases]:
             result = run_phase(url, path, phase)
             result["rows"] = rows
             results.append(result)
