@@ -262,6 +262,25 @@ def _risk_dataset(db, staff, seed: int = 5) -> None:
                         "version": 1,
                     }
                 )
+        # orders on the windows' edges: at the start of the last 90 days, just before it, at
+        # the start of the four windows before and just before that
+        edges = [timedelta(days=90), timedelta(days=90, microseconds=1)]
+        edges += [timedelta(days=450), timedelta(days=450, microseconds=1)]
+        for n, cid in enumerate(ids[:12]):
+            for k in range(3):
+                orders.append(
+                    {
+                        "customer_id": cid,
+                        "number": f"E-{n}-{k}",
+                        "ordered_at": NOW - edges[(n + k) % 4],
+                        "total": 10,
+                        "currency": "CNY",
+                        "status": "paid",
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                        "version": 1,
+                    }
+                )
         s.execute(insert(Order), orders)
         s.execute(insert(Ticket), tickets)
 

@@ -50,13 +50,26 @@ def to_int(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return df
 
 
+def _bound(compiled: Any) -> dict[str, Any]:
+    """The parameters of a compiled statement as the driver gets them from SQLAlchemy (each
+    type's bind processing applied: a time as SQLite stores it)."""
+    out = {}
+    for name, value in compiled.params.items():
+        bind = compiled.binds.get(name)  # (an expanded IN list's values are plain)
+        processor = bind.type.bind_processor(compiled.dialect) if bind is not None else None
+        out[name] = processor(value) if processor is not None else value
+    return out
+
+
 def raw_rows(session: Session, stmt: Any) -> list[tuple[Any, ...]]:
     """The rows of ``stmt`` as plain tuples from the driver's cursor, for results of a million
     rows (no result processing: use it for numbers and text only)."""
-    compiled = stmt.compile(dialect=session.get_bind().dialect)
-    params: Any = compiled.params
+    compiled = stmt.compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+    )
+    params: Any = _bound(compiled)
     if compiled.positiontup is not None:
-        params = tuple(compiled.params[name] for name in compiled.positiontup)
+        params = tuple(params[name] for name in compiled.positiontup)
     cursor = session.connection().connection.cursor()
     try:
         cursor.execute(str(compiled), params)
@@ -74,11 +87,13 @@ def number_columns(session: Session, stmt: Any, dtypes: Sequence[str]) -> list[n
         # as float64 in one go (exact for integers below 2**53), then each column's type
         data = np.array(raw_rows(session, stmt), dtype="float64").reshape(-1, len(dtypes))
         return [data[:, i].astype(d) for i, d in enumerate(dtypes)]
-    compiled = stmt.compile(dialect=session.get_bind().dialect)
+    compiled = stmt.compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+    )
     cursor = session.connection().connection.cursor()
     buffer = io.BytesIO()
     try:
-        with cursor.copy(f"COPY ({compiled}) TO STDOUT", compiled.params) as copy:
+        with cursor.copy(f"COPY ({compiled}) TO STDOUT", _bound(compiled)) as copy:
             for block in copy:
                 buffer.write(block)
     finally:
