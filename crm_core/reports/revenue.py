@@ -127,6 +127,7 @@ def _revenue_by_line(session: Session, actor: Actor, filters: ReportFilter | Non
     f = filters or ReportFilter()
     from_month, to_month, edges = split_range(f.start, f.end)
     scope = group_scope(session, actor=actor, filters=f, table=GroupLineCount)
+    whole: list[tuple[Any, ...]]
     if scope is not None:
         g = GroupLineCount
         where = []
