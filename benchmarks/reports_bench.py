@@ -382,6 +382,110 @@ def time_reports(db: Database, username: str) -> dict[str, float]:
     return out
 
 
+#: The triggers of each report revision on the tables writers touch (by name prefix).
+NEW_TRIGGERS = ("report_lines_orders_", "report_group_lines_", "report_group_activity_")
+
+
+def _drop_triggers(db: Database, keep: str) -> None:
+    """Drop report triggers: ``keep="none"`` all of them, ``"older"`` those of revisions
+    0042-0043 (``NEW_TRIGGERS``), ``"all"`` none."""
+    if keep == "all":
+        return
+    with db.transaction() as s:
+        if db.dialect == "sqlite":
+            found = s.execute(
+                text("SELECT name, NULL FROM sqlite_master WHERE type = 'trigger'")
+            ).all()
+        else:
+            found = s.execute(
+                text(
+                    "SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal"
+                )
+            ).all()
+        for name, table in found:
+            if not name.startswith("report_"):
+                continue
+            if keep == "older" and not name.startswith(NEW_TRIGGERS):
+                continue
+            s.execute(text(f"DROP TRIGGER {name}" + (f" ON {table}" if table else "")))
+
+
+def _written(table: str, rng: np.random.Generator, stamp: str, k: int, first: int) -> list:
+    """``k`` rows to insert into ``orders`` or ``interactions`` (customers 1-5,000)."""
+    customers = rng.integers(1, 5_001, k)
+    if table == "interactions":
+        users = rng.integers(2, 22, k)
+        return [
+            (int(c), int(u), "call", "", stamp, 1, stamp, stamp)
+            for c, u in zip(customers, users, strict=True)
+        ]
+    totals = np.round(rng.lognormal(6, 1, k), 2)
+    lines = rng.choice(["Hardware", "Software", "Service"], k)
+    return [
+        (int(c), f"W-{first + i}", stamp, float(t), "CNY", "paid", str(p), 1, stamp, stamp)
+        for i, (c, t, p) in enumerate(zip(customers, totals, lines, strict=True))
+    ]
+
+
+def write_cost(backend: str, url: str, bulk: int, single: int) -> dict[str, dict[str, float]]:
+    """Seconds to write orders and interactions into a fresh database of 5,000 customers with
+    no report triggers, the triggers before revision 0042, and all of them: ``bulk`` rows in
+    one transaction (one ``executemany``), ``single`` rows one per transaction."""
+    out: dict[str, dict[str, float]] = {}
+    for keep in ("none", "older", "all"):
+        if backend == "sqlite":
+            path = make_url(url).database
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        else:
+            name = make_url(url).database
+            admin = create_engine(
+                make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+            )
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            admin.dispose()
+        db = Database(url)
+        db.init()
+        load(db, 5_000, 25_000)
+        db = Database(url)
+        _drop_triggers(db, keep)
+        rng = np.random.default_rng(3)
+        stamp = "2026-06-01 10:00:00" + (".000000" if backend == "sqlite" else "+00")
+        mark = "?" if backend == "sqlite" else "%s"
+        order_sql = (
+            "INSERT INTO orders (customer_id, number, ordered_at, total, currency, status,"
+            f" product_line, version, created_at, updated_at) VALUES ({', '.join([mark] * 10)})"
+        )
+        contact_sql = (
+            "INSERT INTO interactions (customer_id, user_id, kind, subject, occurred_at,"
+            f" version, created_at, updated_at) VALUES ({', '.join([mark] * 8)})"
+        )
+        times: dict[str, float] = {}
+        raw = db.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            for label, sql in (("orders", order_sql), ("interactions", contact_sql)):
+                batch = _written(label, rng, stamp, bulk, 0)
+                started = time.perf_counter()
+                cursor.executemany(sql, batch)
+                raw.commit()
+                times[f"{label}: {bulk:,} in one transaction (s)"] = time.perf_counter() - started
+                batch = _written(label, rng, stamp, single, bulk)
+                started = time.perf_counter()
+                for row in batch:
+                    cursor.execute(sql, row)
+                    raw.commit()
+                elapsed = time.perf_counter() - started
+                times[f"{label}: one per transaction (ms each)"] = elapsed / single * 1000
+        finally:
+            raw.close()
+        db.dispose()
+        out[keep] = times
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -402,8 +506,30 @@ def main() -> None:
         action="store_true",
         help="keep an existing database (its schema is upgraded to the newest revision)",
     )
+    parser.add_argument(
+        "--write-cost",
+        action="store_true",
+        help="instead: time order and interaction writes with and without the report triggers",
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if args.write_cost:
+        for backend in backends:
+            url = (
+                "sqlite:////tmp/crm_reports_writecost.sqlite3"
+                if backend == "sqlite"
+                else make_url(args.postgres_url)
+                .set(database="crm_reports_writecost")
+                .render_as_string(hide_password=False)
+            )
+            bulk = 50_000 if backend == "sqlite" else 5_000
+            cost = write_cost(backend, url, bulk, 500)
+            print(f"\n{backend}: report triggers none / before 0042 / all (5,000 customers)\n")
+            print("| write | none | before 0042 | all |\n|---|---:|---:|---:|")
+            for key in cost["none"]:
+                cells = " | ".join(f"{cost[k][key]:.2f}" for k in ("none", "older", "all"))
+                print(f"| {key} | {cells} |")
+        return
     results: dict[str, dict[str, dict[str, float]]] = {}
     for backend in backends:
         if backend == "sqlite":
