@@ -32,8 +32,8 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -451,7 +451,7 @@ class _Run:
 
     def shaped_chunks(
         self, first: Chunk, rest: Iterator[Chunk]
-    ) -> Iterator[tuple[Chunk, list[_Shaped]]]:
+    ) -> Generator[tuple[Chunk, list[_Shaped]], None, None]:
         """The file's chunks with their rows shaped. The next chunk is read and shaped in a
         thread (its cleaning in worker processes) while the caller imports the current one,
         so that cleaning and writing overlap; at most two chunks are in memory. Close the
@@ -471,7 +471,7 @@ class _Run:
             return None if chunk is None else shape(chunk)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-ahead") as ahead:
-            pending = ahead.submit(shape, first)
+            pending: Future[tuple[Chunk, list[_Shaped]] | None] = ahead.submit(shape, first)
             del first
             while (item := pending.result()) is not None:
                 pending = ahead.submit(read_next)
@@ -541,7 +541,7 @@ class _Run:
         for kind, value in keys:
             by_kind[kind].add(value)
         visible = visible_customers(self.actor)
-        values = bindparam("values", expanding=True)
+        values: Any = bindparam("values", expanding=True)
         self.session.flush()
         conn = self.session.connection()
         for kind, wanted_set in by_kind.items():
@@ -638,12 +638,12 @@ class _Run:
         imported = self._imported_content(ids)
         versions: dict[int, int] = {}
         conn = self.session.connection()
-        stmt = select(Customer.id, Customer.version).where(
+        by_id = select(Customer.id, Customer.version).where(
             Customer.id.in_(bindparam("ids", expanding=True))
         )
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             part = ids[start : start + _LOOKUP_CHUNK]
-            versions.update({cid: version for cid, version in conn.execute(stmt, {"ids": part})})
+            versions.update({cid: version for cid, version in conn.execute(by_id, {"ids": part})})
         rest: list[tuple[_Row, int]] = []
         for row, cid in updates:
             fingerprints, version_after = imported.get(cid, ((), None))
