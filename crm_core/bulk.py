@@ -150,6 +150,26 @@ def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
 
 
 @contextmanager
+def trigger_set_aside(conn: Connection, name: str) -> Iterator[bool]:
+    """On SQLite, drop the trigger ``name`` for the block and create it again afterwards
+    (also after an error), inside the caller's transaction: SQLite's DDL is transactional and
+    the write lock is held throughout, so no other writer sees it away. Yields whether it was
+    set aside (``False`` on other databases or when there is no such trigger)."""
+    trigger_sql = None
+    if conn.dialect.name == "sqlite":
+        found = text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :n")
+        trigger_sql = conn.execute(found, {"n": name}).scalar()
+    if trigger_sql is None:
+        yield False
+        return
+    conn.execute(text(f'DROP TRIGGER "{name}"'))
+    try:
+        yield True
+    finally:
+        conn.execute(text(trigger_sql))
+
+
+@contextmanager
 def _batched_search_index(session: Session) -> Iterator[Callable[[Sequence[int]], None]]:
     """On SQLite, index the search text of the created customers one chunk at a time in one
     statement instead of row by row through the trigger (about eight times faster).
@@ -164,36 +184,29 @@ def _batched_search_index(session: Session) -> Iterator[Callable[[Sequence[int]]
     def nothing(ids: Sequence[int]) -> None:
         return None
 
-    if conn.dialect.name != "sqlite":
-        yield nothing
-        return
-    trigger_sql = conn.execute(
-        text("SELECT sql FROM sqlite_master WHERE type='trigger' AND name='customer_fts_ai'")
-    ).scalar()
-    if trigger_sql is None:
-        yield nothing
-        return
-    fill = text(
-        "INSERT INTO customer_fts(rowid, search_text) "
-        "SELECT id, search_text FROM customers WHERE id BETWEEN :lo AND :hi"
-    )
+    with trigger_set_aside(conn, "customer_fts_ai") as aside:
+        if not aside:
+            yield nothing
+            return
+        fill = text(
+            "INSERT INTO customer_fts(rowid, search_text) "
+            "SELECT id, search_text FROM customers WHERE id BETWEEN :lo AND :hi"
+        )
 
-    def index(ids: Sequence[int]) -> None:
-        if ids:  # the ids of one call are new, reserved above every older customer
-            conn.execute(fill, {"lo": min(ids), "hi": max(ids)})
+        def index(ids: Sequence[int]) -> None:
+            if ids:  # the ids of one call are new, reserved above every older customer
+                conn.execute(fill, {"lo": min(ids), "hi": max(ids)})
 
-    merge = text("INSERT INTO customer_fts(customer_fts, rank) VALUES ('automerge', :n)")
-    automerge = conn.execute(text("SELECT v FROM customer_fts_config WHERE k = 'automerge'"))
-    restore = automerge.scalar()
-    conn.execute(text("DROP TRIGGER customer_fts_ai"))
-    # No incremental merging of the index's segments while it is filled (about a third of
-    # the fill's time); the "crisis merge" still bounds how many segments pile up.
-    conn.execute(merge, {"n": 0})
-    try:
-        yield index
-    finally:
-        conn.execute(merge, {"n": 4 if restore is None else int(restore)})  # 4: FTS5's default
-        conn.execute(text(trigger_sql))
+        merge = text("INSERT INTO customer_fts(customer_fts, rank) VALUES ('automerge', :n)")
+        automerge = conn.execute(text("SELECT v FROM customer_fts_config WHERE k = 'automerge'"))
+        restore = automerge.scalar()
+        # No incremental merging of the index's segments while it is filled (about a third of
+        # the fill's time); the "crisis merge" still bounds how many segments pile up.
+        conn.execute(merge, {"n": 0})
+        try:
+            yield index
+        finally:
+            conn.execute(merge, {"n": 4 if restore is None else int(restore)})  # FTS5's default
 
 
 _COLUMNS: dict[str, tuple[str, ...]] = {

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
 from crm_core.access import Actor, require, visible_customers
-from crm_core.bulk import bulk_create_customers, gc_paused, insert_many
+from crm_core.bulk import bulk_create_customers, gc_paused, insert_many, trigger_set_aside
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.importing import cleaning, reading
@@ -784,20 +784,11 @@ def _search_index_after(session: Session) -> Iterator[dict[int, str | None]]:
     """
     before: dict[int, str | None] = {}
     conn = session.connection()
-    trigger_sql = None
-    if conn.dialect.name == "sqlite":
-        trigger_sql = conn.execute(
-            text("SELECT sql FROM sqlite_master WHERE type='trigger' AND name='customer_fts_au'")
-        ).scalar()
-    if trigger_sql is None:
-        yield before
-        return
-    conn.execute(text("DROP TRIGGER customer_fts_au"))
-    try:
-        yield before
-    finally:
+    with trigger_set_aside(conn, "customer_fts_au") as aside:
         try:
-            if before:
+            yield before
+        finally:
+            if aside and before:
                 # ascending ids: FTS5 writes its pending terms out whenever a row id goes
                 # back (about 3 ms a row in file order)
                 payload = json.dumps(sorted(before.items()), ensure_ascii=False)
@@ -821,8 +812,6 @@ def _search_index_after(session: Session) -> Iterator[dict[int, str | None]]:
                     ),
                     {"payload": payload},
                 )
-        finally:
-            conn.execute(text(trigger_sql))
 
 
 def _snapshot(customer: Customer) -> dict[str, Any]:
