@@ -345,7 +345,7 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
 class _Job:
     """What every chunk of one bulk creation shares (inherited by forked workers)."""
 
-    validator: _Validator
+    validator: _Validator | None  # None: the rows come validated (``create_validated``)
     dialect: Dialect
     actor_id: int
     actor_name: str
@@ -406,7 +406,12 @@ def _prepare(offset: int, rows: list[Mapping[str, Any]], ids: list[int]) -> _Pre
     phone_rows: list[dict[str, Any]] = []
     email_rows: list[dict[str, Any]] = []
     audit_rows: list[dict[str, Any]] = []
-    for index, item in _validate_chunk((job.validator, offset, rows)):
+    items = (
+        _validate_chunk((job.validator, offset, rows))
+        if job.validator is not None
+        else enumerate(rows, offset)
+    )
+    for index, item in items:
         if not isinstance(item, CleanCustomer):
             out.errors.append(RowError(index, item))
             continue
@@ -610,12 +615,80 @@ def bulk_create_customers(
                 r["owner_id"] = actor.id
             elif int(r["owner_id"]) != actor.id:
                 raise PermissionDenied("sales users can only assign customers to themselves")
-    result = BulkResult()
     if not rows:
-        return result
+        return BulkResult()
+    return _write(
+        session,
+        actor=actor,
+        rows=rows,
+        validator=_make_validator(session, rows),
+        source=source,
+        skip_invalid=skip_invalid,
+        workers=workers,
+        created_at=created_at,
+    )
+
+
+def validate_for_create(
+    validator: _Validator, rows: Sequence[Mapping[str, Any]]
+) -> list[CleanCustomer | dict[str, str]]:
+    """Each row checked with the rules of ``create_customer`` (pure: ``validator`` comes from
+    ``_make_validator``): a ``CleanCustomer`` with its search keys, ready for
+    ``create_validated``, or the row's errors ``{field: reason}``."""
+    return [item for _, item in _validate_chunk((validator, 0, list(rows)))]
+
+
+def create_validated(
+    session: Session,
+    *,
+    actor: Actor,
+    rows: Sequence[CleanCustomer],
+    source: str | None = None,
+    workers: int | None = None,
+) -> BulkResult:
+    """``bulk_create_customers`` for rows that ``validate_for_create`` accepted, written
+    without checking them again: the import validates each row once, in its worker processes.
+
+    For internal callers that made every row with ``validate_for_create`` in this transaction
+    (nothing else may be passed). Not for sales users, whose owner rule applies to the input.
+    """
+    require(actor, "customer.create")
+    if actor.role == Role.SALES:
+        raise PermissionDenied("sales users create customers through bulk_create_customers")
+    for row in rows:
+        if not isinstance(row, CleanCustomer) or "search_text" not in row.columns:
+            raise TypeError("create_validated takes the output of validate_for_create")
+    if not rows:
+        return BulkResult()
+    return _write(
+        session,
+        actor=actor,
+        rows=rows,
+        validator=None,
+        source=source,
+        skip_invalid=True,
+        workers=workers,
+        created_at=None,
+    )
+
+
+def _write(
+    session: Session,
+    *,
+    actor: Actor,
+    rows: Sequence[Any],
+    validator: _Validator | None,
+    source: str | None,
+    skip_invalid: bool,
+    workers: int | None,
+    created_at: Sequence[datetime | None] | None,
+) -> BulkResult:
+    """The writes of a bulk creation (rows validated by ``validator``, or already when
+    ``None``)."""
+    result = BulkResult()
     conn = session.connection()  # Core statements: the ORM adds nothing to plain inserts
     job = _Job(
-        validator=_make_validator(session, rows),
+        validator=validator,
         dialect=conn.dialect,
         actor_id=actor.id,
         actor_name=actor.username,
