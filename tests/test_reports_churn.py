@@ -319,3 +319,29 @@ def test_churn_risk_scores_only_candidates_yet_lists_what_scoring_everyone_lists
                         m.setattr(churn, "NARROW_RISK_CANDIDATES", False)
                         want = reports.churn_risk(s, actor=actor, filters=f, now=NOW, limit=limit)
                 pd.testing.assert_frame_equal(fast, want, obj=f"{actor.username} {f} {limit}")
+
+
+@pytest.mark.parametrize("first, most", [(1, 10**9), (3, 10**9), (1, 6)])
+def test_churn_risk_walk_by_last_contact_in_small_steps(db, staff, monkeypatch, first, most):
+    """The risk list walks the customers by last contact step by step (doubling): tiny steps,
+    and a walk that gives up and scores everyone, list what scoring everyone lists."""
+    from crm_core.reports import churn
+
+    _risk_dataset(db, staff)
+    monkeypatch.setattr(churn, "RISK_WALK_FIRST", first)
+    monkeypatch.setattr(churn, "RISK_WALK_MAX", most)
+    with db.transaction() as s:
+        every = reports.churn_risk(s, actor=staff.admin, now=NOW)
+    quiet = [i for i, codes in enumerate(every["reason_codes"]) if codes == "no_contact"]
+    both = [i for i, codes in enumerate(every["reason_codes"]) if codes.count(",") == 1]
+    limits = sorted({1, 2, len(both), len(both) + 1, quiet[0], quiet[0] + 3, quiet[-1], 500})
+    filters = [reports.ReportFilter(), reports.ReportFilter(team_id=staff.team_b)]
+    for actor in (staff.admin, staff.manager, staff.sales1):
+        for f in filters:
+            for limit in limits:
+                with db.transaction() as s:
+                    fast = reports.churn_risk(s, actor=actor, filters=f, now=NOW, limit=limit)
+                    with monkeypatch.context() as m:
+                        m.setattr(churn, "NARROW_RISK_CANDIDATES", False)
+                        want = reports.churn_risk(s, actor=actor, filters=f, now=NOW, limit=limit)
+                pd.testing.assert_frame_equal(fast, want, obj=f"{actor.username} {f} {limit}")

@@ -3,11 +3,23 @@ the reason for each."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, case, func, literal_column, null, or_, select, union, union_all
+from sqlalchemy import (
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    union,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -311,6 +323,90 @@ def _risk_candidates(orders: Any, complaints: Any, scope: Any, silent: Any, limi
     return union(select(flagged.c.customer_id), select(quiet.c.customer_id))
 
 
+#: The risk list's walk over the customers by last contact (``_risk_walk``): customers read
+#: in the first step (each next step reads twice as many), and how many it reads at most
+#: before it gives up and every customer in scope is scored instead.
+RISK_WALK_FIRST = 2_000
+RISK_WALK_MAX = 250_000
+
+
+def _risk_walk(
+    session: Session,
+    scope: Any,
+    silent: Any,
+    complaints: Any,
+    windows: Callable[[Any], Any],
+    limit: int,
+) -> Any:
+    """A ``SELECT`` of the ids of the customers that can be among the first ``limit`` of the
+    risk list, found without counting every customer's orders (``None``: too many to walk).
+
+    Customers who complained are all candidates. Every other listed customer scores 2
+    (orders dropped and silent) or 1 (one of the two), and the list orders those of one score
+    by last contact and id: so the candidates are the first ``limit`` silent customers whose
+    orders dropped in that order, and, when there are fewer, the first ``limit`` with exactly
+    one of the two. Both are found by walking the customers in that order (the index on the
+    last contact), counting the orders of a step's customers only (indexed look-ups)."""
+    if limit <= 0:
+        return select(Customer.id).where(literal(False))
+    quiet = Customer.id.not_in(select(complaints.c.customer_id))
+    hits = _walk_by_contact(session, [scope, quiet, silent], silent, windows, limit, "both")
+    if hits is not None and len(hits) < limit:
+        more = _walk_by_contact(session, [scope, quiet], silent, windows, limit, "one")
+        hits = None if more is None else hits + more
+    if hits is None:
+        return None
+    return select(Customer.id).where(
+        or_(Customer.id.in_(select(complaints.c.customer_id)), Customer.id.in_(hits))
+    )
+
+
+def _walk_by_contact(
+    session: Session,
+    where: list[Any],
+    silent: Any,
+    windows: Callable[[Any], Any],
+    want: int,
+    rule: str,
+) -> list[int] | None:
+    """The first ``want`` customers meeting ``where`` by last contact and id (the database's
+    order, ``NULL`` included) that are silent with dropped orders (``rule="both"``) or exactly
+    one of the two (``"one"``); ``None`` when that needs more than ``RISK_WALK_MAX`` read."""
+    found: list[int] = []
+    offset, step = 0, RISK_WALK_FIRST
+    while offset < RISK_WALK_MAX:
+        walked = (
+            select(
+                Customer.id.label("id"),
+                Customer.last_contact_at.label("contact"),
+                case((silent, 1), else_=0).label("silent"),
+            )
+            .where(*where)
+            .order_by(Customer.last_contact_at, Customer.id)
+            .offset(offset)
+            .limit(step)
+            .cte("risk_walked")
+        )
+        counts = windows(select(walked.c.id)).subquery()
+        rows = session.execute(
+            select(walked.c.id, walked.c.silent, counts.c.recent, counts.c.prior)
+            .outerjoin(counts, counts.c.customer_id == walked.c.id)
+            .order_by(walked.c.contact, walked.c.id)
+        ).all()
+        for cid, is_silent, recent, prior in rows:
+            recent, prior = int(recent or 0), int(prior or 0)
+            dropped = prior >= 2 and recent * 8 <= prior
+            if (dropped and bool(is_silent)) if rule == "both" else (dropped != bool(is_silent)):
+                found.append(int(cid))
+                if len(found) >= want:
+                    return found
+        if len(rows) < step:
+            return found
+        offset += step
+        step *= 2
+    return None
+
+
 def churn_risk(
     session: Session,
     *,
@@ -338,33 +434,35 @@ def churn_risk(
     scope = customer_scope(
         session, actor=actor, filters=(filters or ReportFilter()).with_(include_archived=False)
     )
-    # orders per customer in the last window and the four before, from the month roll-up
-    recent_months = customer_months(session, start=recent_start, end=history_end(session, now))
-    prior_months = customer_months(session, start=prior_start, end=recent_start)
-    windows = union_all(
-        select(
-            recent_months.c.customer_id,
-            recent_months.c.orders.label("recent"),
-            literal_column("0").label("prior"),
-            recent_months.c.last_at,
-        ),
-        select(
-            prior_months.c.customer_id,
-            literal_column("0"),
-            prior_months.c.orders,
-            prior_months.c.last_at,
-        ),
-    ).subquery()
-    orders = (
-        select(
-            windows.c.customer_id.label("customer_id"),
-            func.sum(windows.c.recent).label("recent"),
-            func.sum(windows.c.prior).label("prior"),
-            func.max(windows.c.last_at).label("last_order_at"),
+    end = history_end(session, now)
+
+    def windows(customers: Any = None) -> Any:
+        """Orders per customer in the last window and the four before (month roll-up)."""
+        recent_months = customer_months(session, start=recent_start, end=end, customers=customers)
+        prior_months = customer_months(
+            session, start=prior_start, end=recent_start, customers=customers
         )
-        .group_by(windows.c.customer_id)
-        .cte("risk_orders")
-    )
+        both = union_all(
+            select(
+                recent_months.c.customer_id,
+                recent_months.c.orders.label("recent"),
+                literal_column("0").label("prior"),
+                recent_months.c.last_at,
+            ),
+            select(
+                prior_months.c.customer_id,
+                literal_column("0"),
+                prior_months.c.orders,
+                prior_months.c.last_at,
+            ),
+        ).subquery()
+        return select(
+            both.c.customer_id.label("customer_id"),
+            func.sum(both.c.recent).label("recent"),
+            func.sum(both.c.prior).label("prior"),
+            func.max(both.c.last_at).label("last_order_at"),
+        ).group_by(both.c.customer_id)
+
     complaints = (
         select(Ticket.customer_id.label("customer_id"), func.count().label("n"))
         .where(Ticket.kind == TicketKind.COMPLAINT, Ticket.created_at >= recent_start)
@@ -372,14 +470,21 @@ def churn_risk(
         .group_by(Ticket.customer_id)
         .cte("risk_complaints")
     )
-    recent = func.coalesce(orders.c.recent, 0)
-    prior = func.coalesce(orders.c.prior, 0)
-    n_complaints = func.coalesce(complaints.c.n, 0)
-    dropped = and_(prior >= 2, recent * 8 <= prior)
     silent = and_(
         Customer.lifecycle_stage.in_((Lifecycle.CUSTOMER, Lifecycle.VIP)),
         Customer.last_contact_at < recent_start,
     )
+    candidates = None
+    if NARROW_RISK_CANDIDATES:
+        candidates = _risk_walk(session, scope, silent, complaints, windows, limit)
+    if candidates is None:
+        orders = windows().cte("risk_orders")
+    else:
+        orders = windows(candidates).cte("risk_orders")
+    recent = func.coalesce(orders.c.recent, 0)
+    prior = func.coalesce(orders.c.prior, 0)
+    n_complaints = func.coalesce(complaints.c.n, 0)
+    dropped = and_(prior >= 2, recent * 8 <= prior)
     complained = n_complaints >= 1
     score = (
         case((dropped, 1), else_=0)
@@ -410,7 +515,9 @@ def churn_risk(
         .order_by(score.desc(), n_complaints.desc(), Customer.last_contact_at.asc(), Customer.id)
         .limit(limit)
     )
-    if NARROW_RISK_CANDIDATES:
+    if candidates is not None:
+        stmt = stmt.where(Customer.id.in_(candidates))
+    elif NARROW_RISK_CANDIDATES:
         stmt = stmt.where(
             Customer.id.in_(_risk_candidates(orders, complaints, scope, silent, limit))
         )

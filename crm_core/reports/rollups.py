@@ -66,10 +66,15 @@ def split_range(
 
 
 def raw_customer_months(
-    session: Session, *, start: datetime | None = None, end: datetime | None = None
+    session: Session,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    customers: Any = None,
 ) -> Any:
     """``SELECT`` of counted orders in ``[start, end)`` aggregated per customer and month,
-    straight from ``orders`` (the roll-up's definition)."""
+    straight from ``orders`` (the roll-up's definition); ``customers`` (a ``SELECT`` of ids),
+    when given, keeps to those customers."""
     month = month_key(Order.ordered_at, dialect_of(session))
     stmt = select(
         Order.customer_id.label("customer_id"),
@@ -83,17 +88,24 @@ def raw_customer_months(
         stmt = stmt.where(Order.ordered_at >= start)
     if end is not None:
         stmt = stmt.where(Order.ordered_at < end)
+    if customers is not None:
+        stmt = stmt.where(Order.customer_id.in_(customers))
     return stmt.group_by(Order.customer_id, month)
 
 
 def customer_months(
-    session: Session, *, start: datetime | None = None, end: datetime | None = None
+    session: Session,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    customers: Any = None,
 ) -> Any:
     """Subquery of counted orders with ``start <= ordered_at < end`` per customer and month.
 
     Columns: ``customer_id``, ``month`` (``'YYYY-MM'``), ``orders``, ``revenue``, ``first_at``,
     ``last_at``; one row per customer and month with orders. Whole months inside the range are
-    read from the roll-up, a partial first or last month from the orders.
+    read from the roll-up, a partial first or last month from the orders. ``customers`` (a
+    ``SELECT`` of ids), when given, keeps every part to those customers (indexed look-ups).
     """
     m = CustomerOrderMonth
     rollup = select(
@@ -104,23 +116,29 @@ def customer_months(
         m.first_at.label("first_at"),
         m.last_at.label("last_at"),
     )
+    if customers is not None:
+        rollup = rollup.where(m.customer_id.in_(customers))
     if start is None and end is None:
         return rollup.subquery("customer_months")
     parts = []
     full_from = full_to = None  # whole months: full_from <= month < full_to
     if start is not None and end is not None and _month_start(start) == _month_start(end):
-        parts.append(raw_customer_months(session, start=start, end=end))
+        parts.append(raw_customer_months(session, start=start, end=end, customers=customers))
         rollup = rollup.where(literal(False))
     else:
         if start is not None:
             full_from = start if start == _month_start(start) else _next_month(start)
             if full_from != start:
                 edge_end = full_from if end is None else min(full_from, end)
-                parts.append(raw_customer_months(session, start=start, end=edge_end))
+                parts.append(
+                    raw_customer_months(session, start=start, end=edge_end, customers=customers)
+                )
         if end is not None:
             full_to = _month_start(end)
             if full_to != end and (start is None or full_to >= start):
-                parts.append(raw_customer_months(session, start=full_to, end=end))
+                parts.append(
+                    raw_customer_months(session, start=full_to, end=end, customers=customers)
+                )
     if full_from is not None:
         rollup = rollup.where(m.month >= f"{full_from:%Y-%m}")
     if full_to is not None:
