@@ -41,7 +41,6 @@ from crm_core.models import (
 from crm_core.normalize import (
     clean_text,
     has_cjk,
-    national_number,
     normalize_email,
     normalize_phone,
     parse_date,
@@ -192,16 +191,20 @@ def build_search_text(
     name: str, name_key: str, company: str | None, emails: Iterable[str], phones: Iterable[str]
 ) -> str:
     """The text the quick search looks in: name, pinyin, short keys, company, emails and
-    phone digits."""
-    parts = [name.lower(), name_key, (company or "").lower()]
+    phone digits.
+
+    Each part is written once: a Latin name is its own pinyin key and a company's name is
+    usually its company name, and a phone's national number is the tail of its E.164 digits,
+    so every substring of the repeats is found in the first copy anyway. Every trigram saved
+    is work saved for each insert into the search index."""
+    parts = [name.lower()]
+    for extra in (name_key, (company or "").lower()):
+        if extra and extra not in parts:
+            parts.append(extra)
     if name_key:
         parts.append(short_search_keys(name, name_key))
     parts += [e.lower() for e in emails]
-    for e164 in phones:
-        parts.append(e164.lstrip("+"))
-        national = national_number(e164)
-        if national:
-            parts.append(national)
+    parts += [e164.lstrip("+") for e164 in phones]
     return " ".join(p for p in parts if p)
 
 

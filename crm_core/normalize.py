@@ -81,7 +81,6 @@ _PHONE_SEPARATORS = re.compile(r"[\s\-.()/]")
 _CN_META: Any = phonenumbers.PhoneMetadata.metadata_for_region("CN")
 _CN_MOBILE = re.compile(str(_CN_META.mobile.national_number_pattern))
 _CN_GENERAL = re.compile(str(_CN_META.general_desc.national_number_pattern))
-_NATIONAL: dict[str, str] = {}  # E.164 -> national significant number, filled while parsing
 
 
 def _fast_cn_mobile(raw: str, region: str) -> str | None:
@@ -314,38 +313,14 @@ def _parse_phone(raw: str, region: str) -> str:
         return fast
     found = _fast_phone(raw, region)
     if found is not None:
-        e164, national = found
-        _remember_national(e164, str(int(national)))
-        return e164
+        return found[0]
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidInput(f"'{raw}' is not a phone number ({exc})", field="phone") from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidInput(f"'{raw}' is not a valid phone number", field="phone")
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    _remember_national(e164, str(number.national_number))
-    return e164
-
-
-def _remember_national(e164: str, national: str) -> None:
-    if len(_NATIONAL) > 500_000:
-        _NATIONAL.clear()
-    _NATIONAL[e164] = national
-
-
-def national_number(e164: str) -> str | None:
-    """The national significant number of an E.164 phone (``+8613800138000`` ->
-    ``13800138000``), or ``None`` when it cannot be parsed."""
-    if e164.startswith("+86"):
-        return e164[3:]
-    known = _NATIONAL.get(e164)
-    if known is not None:
-        return known
-    try:
-        return str(phonenumbers.parse(e164).national_number)
-    except phonenumbers.NumberParseException:
-        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalize_phone(raw: object, *, region: str = "CN", field: str = "phone") -> str | None:

@@ -291,6 +291,26 @@ def test_search_by_name_pinyin_phone_email(db, staff, query):
     assert hits == [target]
 
 
+def test_search_text_holds_each_part_once_and_still_finds_every_part(db, staff):
+    cid, _ = _create(
+        db,
+        staff.admin,
+        name="Hahn Manufacturing Ltd",
+        kind="company",
+        company_name="Hahn Manufacturing Ltd",
+        phones=["+44 20 7946 0018"],
+        emails=["Sales@Hahn.example"],
+    )
+    with db.transaction() as s:
+        stored = s.get(Customer, cid).search_text
+        # the Latin name is its own pinyin key and the company name; the national number
+        # 2079460018 is the tail of the E.164 digits
+        assert stored == "hahn manufacturing ltd sales@hahn.example 442079460018"
+        for query in ("manufacturing", "hahn manu", "2079 4600", "+44 20 7946 0018", "sales@hahn"):
+            hits = [c.id for c in svc.search_customers(s, actor=staff.admin, query=query)]
+            assert hits == [cid], query
+
+
 def test_keyset_paging_visits_every_row_once(db, staff):
     for i in range(23):
         _create(db, staff.admin, name=f"Person {i:02d}")
@@ -335,7 +355,10 @@ def test_two_character_keys_are_added_to_existing_customers_by_the_migration(tmp
     with db.engine.begin() as conn:  # as the revision before 0020 left it: no short keys
         conn.execute(text("UPDATE customers SET search_text = '王小明 wangxiaoming wxm'"))
         conn.execute(
-            text("UPDATE alembic_version SET version_num = '0009' WHERE version_num = '0020'")
+            text(
+                "UPDATE alembic_version SET version_num = '0009' "
+                "WHERE version_num IN ('0020', '0048')"  # this branch's head
+            )
         )
     with db.transaction() as s:
         assert svc.search_customers(s, actor=get_system_user(s), query="小明") == []
@@ -344,3 +367,37 @@ def test_two_character_keys_are_added_to_existing_customers_by_the_migration(tmp
         hits = svc.search_customers(s, actor=get_system_user(s), query="小明")
     assert [c.id for c in hits] == [cid]
     db.dispose()
+
+
+def test_the_search_index_keeps_no_column_sizes_and_survives_a_downgrade(sqlite_db):
+    from alembic import command
+    from sqlalchemy import text
+
+    from crm_core.migrate import alembic_config, upgrade
+    from crm_core.users import get_system_user
+
+    def docsize_table() -> bool:
+        with sqlite_db.engine.connect() as conn:
+            found = "SELECT 1 FROM sqlite_master WHERE name = 'customer_fts_docsize'"
+            return conn.execute(text(found)).scalar() is not None
+
+    with sqlite_db.transaction() as s:
+        first = svc.create_customer(s, actor=get_system_user(s), data={"name": "周杰伦"}).id
+    assert not docsize_table()  # revision 0048: FTS5 columnsize=0
+    cfg = alembic_config(sqlite_db.engine)
+    with sqlite_db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0048-1")
+    assert docsize_table()
+    with sqlite_db.transaction() as s:  # written while the older index is in place
+        second = svc.create_customer(s, actor=get_system_user(s), data={"name": "周润发"}).id
+    upgrade(sqlite_db.engine)
+    assert not docsize_table()
+    with sqlite_db.engine.connect() as conn:
+        check = "INSERT INTO customer_fts(customer_fts, rank) VALUES ('integrity-check', 1)"
+        conn.execute(text(check))  # raises if the index and the customers disagree
+    with sqlite_db.transaction() as s:
+        actor = get_system_user(s)
+        hits = svc.search_customers(s, actor=actor, query="zhou")
+        assert sorted(c.id for c in hits) == [first, second]
+        assert [c.id for c in svc.search_customers(s, actor=actor, query="润发")] == [second]

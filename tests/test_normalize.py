@@ -8,7 +8,7 @@ import phonenumbers
 import pytest
 
 from crm_core.errors import InvalidInput
-from crm_core.normalize import _fast_cn_mobile, national_number, normalize_phone
+from crm_core.normalize import _fast_cn_mobile, normalize_phone
 
 
 def _reference(raw: str, region: str) -> str | None:
@@ -71,19 +71,6 @@ def test_invalid_phones_name_the_field(raw: str) -> None:
         normalize_phone(raw, region="CN", field="phones[1]")
     assert err.value.field == "phones[1]"
     assert raw in err.value.message
-
-
-@pytest.mark.parametrize(
-    ("e164", "national"),
-    [
-        ("+8613800138000", "13800138000"),
-        ("+861065529988", "1065529988"),
-        ("+14155552671", "4155552671"),
-        ("+442079460018", "2079460018"),
-    ],
-)
-def test_national_number(e164: str, national: str) -> None:
-    assert national_number(e164) == national
 
 
 def _reference_email(text: str) -> str | None:
