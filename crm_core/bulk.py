@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -406,7 +406,7 @@ def _prepare(offset: int, rows: list[Mapping[str, Any]], ids: list[int]) -> _Pre
     phone_rows: list[dict[str, Any]] = []
     email_rows: list[dict[str, Any]] = []
     audit_rows: list[dict[str, Any]] = []
-    items = (
+    items: Iterable[tuple[int, Any]] = (
         _validate_chunk((job.validator, offset, rows))
         if job.validator is not None
         else enumerate(rows, offset)
@@ -547,29 +547,42 @@ def _indexes_rebuilt(session: Session, tables: Sequence[str], rows: int) -> Iter
     if conn.dialect.name != "sqlite" or rows < REBUILD_INDEXES_FROM:
         yield
         return
-    dropped: list[str] = []
+    dropped: list[tuple[str, str]] = []
     for table in tables:
         count = conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar() or 0
-        if count > rows:
-            continue
-        indexes = conn.execute(
-            text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                "AND tbl_name = :t AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'"
-            ),
-            {"t": table},
-        ).all()
-        for name, sql in indexes:
-            conn.execute(text(f'DROP INDEX "{name}"'))
-            dropped.append(sql)
+        if count <= rows:
+            dropped.extend(secondary_indexes(conn, table))
+    with indexes_set_aside(conn, dropped):
+        yield
+
+
+def secondary_indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
+    """``(name, sql)`` of the indexes of ``table`` that are no constraint (SQLite)."""
+    found = conn.execute(
+        text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+            "AND tbl_name = :t AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'"
+        ),
+        {"t": table},
+    )
+    return [(name, sql) for name, sql in found]
+
+
+@contextmanager
+def indexes_set_aside(conn: Connection, indexes: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """Drop the SQLite ``indexes`` (``(name, sql)``) for the block and create them again at
+    its end, also after an error (the caller may still commit other work), inside the
+    caller's transaction, which holds the write lock."""
+    for name, _ in indexes:
+        conn.execute(text(f'DROP INDEX "{name}"'))
     try:
         yield
     finally:
-        if dropped:
+        if indexes:
             # SQLite sorts the keys of a new index in helper threads when allowed to
             threads = conn.exec_driver_sql("PRAGMA threads").scalar()
             conn.exec_driver_sql(f"PRAGMA threads = {max(2, os.cpu_count() or 1)}")
-            for sql in dropped:  # also after an error: the caller may still commit other work
+            for _, sql in indexes:
                 conn.execute(text(sql))
             conn.exec_driver_sql(f"PRAGMA threads = {int(threads or 0)}")
 
@@ -642,12 +655,14 @@ def create_validated(
     session: Session,
     *,
     actor: Actor,
-    rows: Sequence[CleanCustomer],
+    rows: Sequence[CleanCustomer | dict[str, str]],
     source: str | None = None,
     workers: int | None = None,
 ) -> BulkResult:
-    """``bulk_create_customers`` for rows that ``validate_for_create`` accepted, written
-    without checking them again: the import validates each row once, in its worker processes.
+    """``bulk_create_customers(skip_invalid=True)`` for the output of
+    ``validate_for_create``, written without checking the rows again: the import validates
+    each row once, in its worker processes. The refused rows (their errors) come back in
+    ``errors`` and leave a gap in the ids, as they would there.
 
     For internal callers that made every row with ``validate_for_create`` in this transaction
     (nothing else may be passed). Not for sales users, whose owner rule applies to the input.
@@ -656,7 +671,7 @@ def create_validated(
     if actor.role == Role.SALES:
         raise PermissionDenied("sales users create customers through bulk_create_customers")
     for row in rows:
-        if not isinstance(row, CleanCustomer) or "search_text" not in row.columns:
+        if isinstance(row, CleanCustomer) and "search_text" not in row.columns:
             raise TypeError("create_validated takes the output of validate_for_create")
     if not rows:
         return BulkResult()

@@ -417,3 +417,92 @@ def test_rows_shaped_in_worker_processes_import_as_in_one(db, staff, monkeypatch
     assert _by_name(db, staff.admin, "=韩梅梅").notes == "formula guarded"
     again = _import(db, staff.steward, data, all_or_nothing=False)
     assert (again.created, again.updated, again.unchanged) == (0, 0, report.created)
+
+
+def _schema(db) -> list[tuple[str, str]]:
+    from sqlalchemy import text
+
+    with db.transaction() as s:
+        found = s.execute(text("SELECT type, name FROM sqlite_master ORDER BY type, name"))
+        return [(t, n) for t, n in found]
+
+
+def _search_index_intact(db) -> None:
+    from sqlalchemy import text
+
+    if db.engine.dialect.name == "sqlite":
+        with db.transaction() as s:
+            s.execute(text("INSERT INTO customer_fts(customer_fts) VALUES ('integrity-check')"))
+
+
+# One person's keys spread over one-row chunks: line 3 changes nothing at first (its name
+# only differs by a space), line 4 changes the record after it; line 5 adds a second phone
+# that line 6 then brings as the first phone of somebody else; line 7 renames that one.
+SPREAD = (
+    "姓名,邮箱,手机,来源,城市\n"
+    "张三,zhang@example.com,,ads,\n"
+    "张三 ,zhang@example.com,,ads,\n"
+    "张三,zhang@example.com,,web,\n"
+    "李四,li@example.com,13800138000,,\n"
+    "李四,li@example.com,13912345678,,\n"
+    "王五,,13912345678,,\n"
+    "王五五,,13912345678,,上海\n"
+).encode()
+
+
+def test_reimport_with_keys_spread_over_chunks_changes_nothing(db, staff, monkeypatch):
+    from crm_core.importing import reading
+
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 1)
+    before = _schema(db) if db.engine.dialect.name == "sqlite" else None
+    first = _import(db, staff.steward, SPREAD)
+    assert (first.created, first.updated, first.unchanged, first.invalid) == (3, 3, 1, 0)
+    assert _by_name(db, staff.admin, "张三").source == "web"
+    wang = _by_name(db, staff.admin, "王五五")
+    assert wang.phones == ["+8613912345678"] and wang.city == "上海"
+    again = _import(db, staff.steward, SPREAD)
+    assert again.counts() == {
+        "total": 7,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 7,
+        "skipped": 0,
+        "invalid": 0,
+        "merged": 0,
+    }
+    assert _by_name(db, staff.admin, "张三").source == "web"
+    assert _count(db) == 3
+    if before is not None:
+        assert _schema(db) == before  # every index built again, the triggers back
+    _search_index_intact(db)
+    with db.transaction() as s:  # created and changed while the search index waited
+        found = customer_service.search_customers(s, actor=staff.admin, query="王五五")
+        assert [c.name for c in found] == ["王五五"]
+        assert customer_service.search_customers(s, actor=staff.admin, query="13912345678")
+
+
+def test_rejected_import_in_chunks_leaves_the_database_as_it_was(db, staff, monkeypatch):
+    from crm_core.importing import reading
+
+    _import(db, staff.steward, b"name,email\nAnn Lee,ann@example.com\n")
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 2)
+    before = _schema(db) if db.engine.dialect.name == "sqlite" else None
+    rows = "".join(f"Person {i},p{i}@example.com\n" for i in range(9))
+    data = f"name,email\n{rows}Bad,not-an-email\nAnn Lee,ann@example.com\n".encode()
+    with pytest.raises(ImportRejected):
+        _import(db, staff.steward, data)
+    assert _count(db) == 1 and _count(db, ImportBatch) == 1
+    if before is not None:
+        assert _schema(db) == before
+    _search_index_intact(db)
+    with db.transaction() as s:
+        assert customer_service.search_customers(s, actor=staff.admin, query="Person") == []
+        found = customer_service.search_customers(s, actor=staff.admin, query="Ann")
+        assert [c.name for c in found] == ["Ann Lee"]
+    report = _import(db, staff.steward, data, all_or_nothing=False)
+    assert (report.created, report.unchanged, report.invalid) == (9, 1, 1)
+    if before is not None:
+        assert _schema(db) == before
+    _search_index_intact(db)
+    with db.transaction() as s:
+        assert len(customer_service.search_customers(s, actor=staff.admin, query="Person")) == 9

@@ -34,7 +34,7 @@ import time
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -43,7 +43,18 @@ from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
 from crm_core.access import Actor, require, visible_customers
-from crm_core.bulk import bulk_create_customers, gc_paused, insert_many, trigger_set_aside
+from crm_core.bulk import (
+    _batched_search_index,
+    _make_validator,
+    bulk_create_customers,
+    create_validated,
+    gc_paused,
+    indexes_set_aside,
+    insert_many,
+    secondary_indexes,
+    trigger_set_aside,
+    validate_for_create,
+)
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.importing import cleaning, reading
@@ -64,6 +75,7 @@ from crm_core.models import (
     CustomerPhone,
     ImportBatch,
     ImportBatchRow,
+    Role,
     User,
     utcnow,
 )
@@ -217,8 +229,11 @@ def _neutral_text(text: str) -> str:
     return text[1:] if text.startswith(_FORMULA_PREFIX) else text
 
 
-#: ``(customer data, errors, match keys, content hash)`` of one file row.
-_Shaped = tuple[dict[str, Any], dict[str, str], list[tuple[str, str]], str | None]
+#: What a new record of the row would be: checked by ``bulk.validate_for_create`` (its
+#: errors as ``{field: reason}``), ``None`` for a row refused while shaping.
+_New = CleanCustomer | dict[str, str] | None
+#: ``(customer data, errors, match keys, content hash, new record)`` of one file row.
+_Shaped = tuple[dict[str, Any], dict[str, str], list[tuple[str, str]], str | None, _New]
 #: Rows shaped in worker processes from this many rows on (see ``_shape_rows``).
 PARALLEL_SHAPING_FROM = 20_000
 _SHAPE_PART = 5_000
@@ -228,8 +243,10 @@ _SHAPE_ARGS: dict[str, Any] = {}
 def _shape_part(bounds: tuple[int, int]) -> list[_Shaped]:
     """Clean and shape the chunk's rows ``start:end`` (the rows are the parent's, inherited
     by forked workers, never pickled): ``(customer data, errors, match keys, content
-    hash)`` each; the keys are ``(kind, value)`` with e-mails as written (the caller folds
-    their case), the hash is that of the row's text (``None`` for an invalid row)."""
+    hash, new record)`` each; the keys are ``(kind, value)`` with e-mails as written (the
+    caller folds their case), the hash is that of the row's text (``None`` for an invalid
+    row). The new record is the row checked by the rules of ``create_customer``, search keys
+    included, so that a row to be created is validated once, here, in parallel."""
     start, end = bounds
     with gc_paused():
         return _shape(_SHAPE_ARGS["rows"][start:end])
@@ -245,6 +262,7 @@ def _shape(part: Sequence[Sequence[str]]) -> list[_Shaped]:
     default_region = _SHAPE_ARGS["region"]
     key_kinds = _SHAPE_ARGS["keys"]
     out: list[_Shaped] = []
+    valid: list[dict[str, Any]] = []
     for original in part:
         values = [_neutral_text(v) for v in original]
         raw = cleaning.row_values(values, columns)
@@ -261,8 +279,21 @@ def _shape(part: Sequence[Sequence[str]]) -> list[_Shaped]:
                 mapped = "\x1f".join(values[i] for i, _ in columns if i < len(values))
                 keys.append(("row", hashlib.sha256(mapped.encode()).hexdigest()))
             content = _content_hash(values)
-        out.append((data, errors, keys, content))
-    return out
+            valid.append(_with_dates(data))
+        out.append((data, errors, keys, content, None))
+    validator = _SHAPE_ARGS.get("validator")
+    if validator is None or not valid:
+        return out
+    checked = iter(validate_for_create(validator, valid))
+    return [item if item[1] else (*item[:4], next(checked)) for item in out]
+
+
+def _with_dates(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with an ISO birthday (as ``cleaning.clean_date`` writes dates) as a ``date``,
+    which the validator takes as it is (``strptime`` was a quarter of its work)."""
+    text = data.get("birthday")
+    birthday = cleaning.iso_date(text) if isinstance(text, str) else None
+    return data if birthday is None else {**data, "birthday": birthday}
 
 
 def _shape_rows(
@@ -272,11 +303,17 @@ def _shape_rows(
     owners: Mapping[str, int],
     region: str,
     keys: Sequence[str],
+    validator: _Validator | None = None,
 ) -> list[_Shaped]:
     """``_shape_part`` over a chunk of the file, in forked worker processes for big chunks
     (cleaning and phone parsing are most of an import's work); results keep file order."""
     _SHAPE_ARGS.update(
-        rows=rows, columns=list(columns), owners=dict(owners), region=region, keys=list(keys)
+        rows=rows,
+        columns=list(columns),
+        owners=dict(owners),
+        region=region,
+        keys=list(keys),
+        validator=validator,
     )
     parts = [(i, min(i + _SHAPE_PART, len(rows))) for i in range(0, len(rows), _SHAPE_PART)]
     workers = min(4, os.cpu_count() or 1)
@@ -302,6 +339,7 @@ class _Row:
     data: dict[str, Any]
     keys: list[tuple[str, str]] = field(default_factory=list)
     content: str | None = None
+    new: _New = None  # validated for creation in a worker (not for merged rows)
 
     @property
     def line(self) -> int:
@@ -408,6 +446,9 @@ class _Run:
         self.keys = report.key_columns
         self.region = get_settings().default_region
         self.validator = _Validator(session)
+        # pure, for the workers: rows to be created are validated there (sales users, whose
+        # owner rule bulk_create_customers applies, cannot import)
+        self.new_validator = None if actor.role == Role.SALES else _make_validator(session, [])
         self.owners = {
             u.casefold(): i
             for u, i in session.execute(select(User.username, User.id).where(User.active))
@@ -422,6 +463,9 @@ class _Run:
         self.created_rows: list[tuple[int, dict[str, Any]]] | None = []
         self.created_ids: list[int] = []
         self.email_forms: dict[str, set[str]] = defaultdict(set)
+        self.deferred = _DeferredIndexes(session)
+        self.updated_ids: set[int] = set()
+        self.first_created: int | None = None  # ids from here on were created by this import
 
     # -- bookkeeping
 
@@ -464,6 +508,7 @@ class _Run:
                 owners=self.owners,
                 region=self.region,
                 keys=self.keys,
+                validator=self.new_validator,
             )
 
         def read_next() -> tuple[Chunk, list[_Shaped]] | None:
@@ -480,11 +525,11 @@ class _Run:
 
     def process(self, chunk: Chunk, shaped: Sequence[_Shaped]) -> None:
         rows: list[_Row] = []
-        for (data, errors, keys, content), original, line in zip(
+        for (data, errors, keys, content, new), original, line in zip(
             shaped, chunk.rows, chunk.line_numbers, strict=True
         ):
             self.report.total += 1
-            row = _Row([line], [original], data, content=content)
+            row = _Row([line], [original], data, content=content, new=new)
             if errors:
                 self._invalid(row, errors)
                 continue
@@ -502,11 +547,15 @@ class _Run:
         mode = self.options.mode
         creates: list[_Row] = []
         updates: list[tuple[_Row, int]] = []
+        matched = []
         for row in rows:
             ids = sorted({cid for k in row.keys for cid in matches.get(k, ())})
-            kind = row.keys[0][0]
-            if kind == "row" and ids:
+            if row.keys[0][0] == "row" and ids:
                 ids = ids[:1]  # the same key-less row imported before
+            matched.append((row, ids))
+        self._imported_into_one(matched)
+        for row, ids in matched:
+            kind = row.keys[0][0]
             field_name = "key" if kind == "row" else kind
             if len(ids) > 1:
                 shown = ", ".join(str(i) for i in ids[:5])
@@ -529,6 +578,42 @@ class _Run:
             self._create(creates)
         if updates:
             self._update(updates)
+
+    def _imported_into_one(self, matched: list[tuple[_Row, list[int]]]) -> None:
+        """A row matching several customers stays with the one it was imported into when
+        that one is as the last import left it (``matched`` is changed in place): a person
+        whose keys are spread over the file's chunks can gain, through a later row, a key
+        that another record already had (matching uses primary phones and e-mails), and
+        re-importing the file must not refuse the earlier row then."""
+        several = [i for i, (_, ids) in enumerate(matched) if len(ids) > 1]
+        if not several:
+            return
+        ids = sorted({cid for i in several for cid in matched[i][1]})
+        imported = self._imported_content(ids)
+        versions = self._versions(ids)
+        for i in several:
+            row, candidates = matched[i]
+            into = [
+                cid
+                for cid in candidates
+                if cid in imported
+                and row.fingerprint in imported[cid][0]
+                and versions.get(cid) == imported[cid][1]
+            ]
+            if len(into) == 1:
+                matched[i] = (row, into)
+
+    def _versions(self, ids: Sequence[int]) -> dict[int, int]:
+        """``{customer id: version}`` of ``ids`` (sorted)."""
+        versions: dict[int, int] = {}
+        conn = self.session.connection()
+        by_id = select(Customer.id, Customer.version).where(
+            Customer.id.in_(bindparam("ids", expanding=True))
+        )
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            part = ids[start : start + _LOOKUP_CHUNK]
+            versions.update({cid: version for cid, version in conn.execute(by_id, {"ids": part})})
+        return versions
 
     def _lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
         """``{key: customer ids}`` of live customers (visible to the actor) having the key.
@@ -601,13 +686,25 @@ class _Run:
         return found
 
     def _create(self, creates: list[_Row]) -> None:
-        result = bulk_create_customers(
-            self.session,
-            actor=self.actor,
-            rows=[row.data for row in creates],
-            source=self.source,
-            skip_invalid=True,
-        )
+        if self.new_validator is None:
+            result = bulk_create_customers(
+                self.session,
+                actor=self.actor,
+                rows=[row.data for row in creates],
+                source=self.source,
+                skip_invalid=True,
+            )
+        else:
+            # rows merged from several lines are validated now, the others were in workers
+            again = [i for i, row in enumerate(creates) if row.new is None]
+            if again:
+                checked = validate_for_create(
+                    self.new_validator, [_with_dates(creates[i].data) for i in again]
+                )
+                for i, new in zip(again, checked, strict=True):
+                    creates[i].new = new
+            news = [row.new for row in creates if row.new is not None]  # all of them
+            result = create_validated(self.session, actor=self.actor, rows=news, source=self.source)
         for error in result.errors:
             self._invalid(creates[error.row], error.errors)
         batch_rows = []
@@ -626,6 +723,8 @@ class _Run:
                 }
             )
             self.created_ids.append(cid)
+            if self.first_created is None:
+                self.first_created = cid
             if self.created_rows is not None:
                 if len(self.created_rows) >= DEDUPE_MAX_ROWS:
                     self.created_rows = None
@@ -636,14 +735,7 @@ class _Run:
     def _update(self, updates: list[tuple[_Row, int]]) -> None:
         ids = sorted({cid for _, cid in updates})
         imported = self._imported_content(ids)
-        versions: dict[int, int] = {}
-        conn = self.session.connection()
-        by_id = select(Customer.id, Customer.version).where(
-            Customer.id.in_(bindparam("ids", expanding=True))
-        )
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            part = ids[start : start + _LOOKUP_CHUNK]
-            versions.update({cid: version for cid, version in conn.execute(by_id, {"ids": part})})
+        versions = self._versions(ids)
         rest: list[tuple[_Row, int]] = []
         for row, cid in updates:
             fingerprints, version_after = imported.get(cid, ((), None))
@@ -660,8 +752,27 @@ class _Run:
             stmt = select(Customer).where(Customer.id.in_(ids[start : start + _LOOKUP_CHUNK]))
             loaded.update({c.id: c for c in self.session.scalars(stmt)})
         changed: list[tuple[_Row, Customer, dict[str, Any], dict[str, list[Any]]]] = []
+        kept: list[tuple[_Row, Customer]] = []
         with _search_index_after(self.session) as search_before:
-            self._apply_updates(rest, loaded, changed, search_before)
+            self._apply_updates(rest, loaded, changed, kept, search_before)
+        # A row that changes nothing in a customer this import created or changed is
+        # recorded as well: when a later row of the file changes that customer again, a
+        # re-import knows that this row's content is in it (see the check above).
+        unchanged = [
+            {
+                "batch_id": self.batch.id,
+                "row_number": row.line,
+                "action": "unchanged",
+                "customer_id": customer.id,
+                "version_after": customer.version,
+                "prior": None,
+                "row_digest": row.fingerprint,
+            }
+            for row, customer in kept
+            if self._touched(customer.id)
+        ]
+        if unchanged:
+            self.session.execute(insert(ImportBatchRow), unchanged)
         if not changed:
             self._forget(loaded.values())
             return
@@ -697,19 +808,28 @@ class _Run:
                 for row, customer, prior, _ in changed
             ],
         )
-        for row, *_ in changed:
+        for row, customer, *_ in changed:
             self._done(row, "updated")
+            self.updated_ids.add(customer.id)
         self._forget(loaded.values())
+
+    def _touched(self, customer_id: int) -> bool:
+        """Whether this import created or changed the customer (so far)."""
+        if customer_id in self.updated_ids:
+            return True
+        return self.first_created is not None and customer_id >= self.first_created
 
     def _apply_updates(
         self,
         rest: list[tuple[_Row, int]],
         loaded: Mapping[int, Customer],
         changed: list[tuple[_Row, Customer, dict[str, Any], dict[str, list[Any]]]],
+        kept: list[tuple[_Row, Customer]],
         search_before: dict[int, str | None],
     ) -> None:
         """Validate and apply the updates (flushed); ``changed`` gets those that changed a
-        record, ``search_before`` their search text before."""
+        record, ``kept`` those that changed nothing, ``search_before`` the search text before
+        of the changed records that are in the search index."""
         for row, cid in rest:
             customer = loaded[cid]
             if customer.anonymised_at is not None:
@@ -729,10 +849,12 @@ class _Run:
             prior = _prior(customer, clean)
             if not prior:
                 self._done(row, "unchanged")
+                kept.append((row, customer))
                 continue
             before = _snapshot(customer)
             prior["version_before"] = customer.version
-            search_before.setdefault(customer.id, customer.search_text)
+            if self.deferred.indexed(customer.id):
+                search_before.setdefault(customer.id, customer.search_text)
             _apply(self.session, customer, clean)
             customer.updated_at = utcnow()  # an UPDATE (and a new version) even for tags only
             changed.append((row, customer, prior, audit.diff(before, _snapshot(customer))))
@@ -770,6 +892,81 @@ class _Run:
         for customer in customers:
             if customer in self.session:
                 self.session.expunge(customer)
+
+
+#: Tables whose secondary indexes a big import builds once at its end (SQLite), and the
+#: columns of those it keeps up to date because the matching reads them between chunks.
+_DEFERRED_TABLES = (
+    "customers",
+    "customer_phones",
+    "customer_emails",
+    "customer_tags",
+    "audit_entries",
+)
+_LOOKUP_COLUMNS = {
+    "customers": frozenset({"external_id"}),
+    "customer_phones": frozenset({"e164", "customer_id"}),
+    "customer_emails": frozenset({"email", "customer_id"}),
+}
+#: A table's indexes are deferred once the rows read reach this share of its rows.
+DEFER_FROM_SHARE = 0.5
+
+
+class _DeferredIndexes:
+    """On SQLite, from the second chunk of an import that is big against the tables it
+    fills: the secondary indexes of those tables are dropped and built once at the end, and
+    the search index of the customers created from then on is filled in one statement at
+    the end (``bulk_create_customers`` does the same within one call, but an import makes
+    one call per chunk). The indexes the matching reads between chunks (phones, e-mails,
+    external ids, each customer's phones and e-mails) stay. All inside the caller's
+    transaction, which holds the write lock: a rollback restores every index as it was."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.stack = ExitStack()
+        self.waiting: list[str] = []
+        if session.connection().dialect.name == "sqlite":
+            self.waiting = list(_DEFERRED_TABLES)
+        self.search_from: int | None = None  # customers from this id wait for the search index
+        self.fill_search: Any = None
+
+    def indexed(self, customer_id: int) -> bool:
+        """Whether the customer is in the search index now (not created since deferring)."""
+        return self.search_from is None or customer_id < self.search_from
+
+    def consider(self, rows_read: int) -> None:
+        """Defer the indexes of the tables holding no more than ``rows_read`` rows divided
+        by ``DEFER_FROM_SHARE`` (rebuilding them costs less than keeping them row by row).
+        The highest row id stands for the count (one look-up, not a scan)."""
+        if not self.waiting:
+            return
+        conn = self.session.connection()
+        for table in list(self.waiting):
+            count = conn.execute(text(f'SELECT max(rowid) FROM "{table}"')).scalar() or 0
+            if count * DEFER_FROM_SHARE > rows_read:
+                continue
+            self.waiting.remove(table)
+            keep = _LOOKUP_COLUMNS.get(table, frozenset())
+            indexes = [
+                (name, sql)
+                for name, sql in secondary_indexes(conn, table)
+                if not keep & set(conn.exec_driver_sql(f'PRAGMA index_info("{name}")').scalars(2))
+            ]
+            self.stack.enter_context(indexes_set_aside(conn, indexes))
+            if table == "customers":
+                self.fill_search = self.stack.enter_context(_batched_search_index(self.session))
+                top = conn.execute(text("SELECT coalesce(max(id), 0) FROM customers")).scalar()
+                self.search_from = int(top or 0) + 1
+
+    def close(self) -> None:
+        """Fill the search index and build the indexes (also after an error)."""
+        with self.stack:
+            if self.search_from is not None:
+                conn = self.session.connection()
+                top = conn.execute(text("SELECT coalesce(max(id), 0) FROM customers")).scalar()
+                if top is not None and top >= self.search_from:
+                    self.fill_search([self.search_from, int(top)])
+                self.search_from = None
 
 
 @contextmanager
@@ -957,11 +1154,16 @@ def run_import(
             )
             # the collector would walk every row of a chunk again and again while it is read
             # and imported; it runs once between chunks instead (cycles are rare and young)
-            with gc_paused(), closing(run.shaped_chunks(first, chunks)) as shaped_chunks:
+            with (
+                gc_paused(),
+                closing(run.deferred),
+                closing(run.shaped_chunks(first, chunks)) as shaped_chunks,
+            ):
                 del first
                 for number, (chunk, shaped) in enumerate(shaped_chunks):
                     if number:
                         gc.collect(1)
+                        run.deferred.consider(run.report.total)
                     run.process(chunk, shaped)
                     del chunk, shaped
             if options.check_duplicates:

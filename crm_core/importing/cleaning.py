@@ -79,15 +79,23 @@ def fix_number_text(text: str) -> str:
     return text
 
 
+def iso_date(text: str) -> date | None:
+    """The date of ``YYYY-MM-DD`` text as ``parse_date``'s first format reads it, without
+    ``strptime`` (most files write ISO); ``None`` for any other text."""
+    if _ISO_DATE.match(text):
+        try:
+            return date(int(text[:4]), int(text[5:7]), int(text[8:10]))
+        except ValueError:
+            return None
+    return None
+
+
 def clean_date(text: str) -> str:
     """An ISO date from what ``parse_date`` reads plus Excel serial numbers, ``03-May-1990``
     and date-times; text that is no date is returned unchanged for the validator to refuse."""
-    if _ISO_DATE.match(text):
-        # what parse_date's first format reads, without strptime (most files write ISO)
-        try:
-            return date(int(text[:4]), int(text[5:7]), int(text[8:10])).isoformat()
-        except ValueError:
-            pass
+    iso = iso_date(text)
+    if iso is not None:
+        return iso.isoformat()
     try:
         parsed = parse_date(text)
         if parsed is not None:
