@@ -12,7 +12,6 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    literal,
     literal_column,
     null,
     or_,
@@ -39,6 +38,7 @@ from crm_core.reports._common import counted_order, month_range, now_or, user_na
 from crm_core.reports._sql import (
     days_between,
     dialect_of,
+    id_values,
     month_key,
     month_key_after,
     timestamp,
@@ -348,17 +348,16 @@ def _risk_walk(
     one of the two. Both are found by walking the customers in that order (the index on the
     last contact), counting the orders of a step's customers only (indexed look-ups)."""
     if limit <= 0:
-        return select(Customer.id).where(literal(False))
-    quiet = Customer.id.not_in(select(complaints.c.customer_id))
+        return id_values([], dialect_of(session))
+    complainers = list(session.scalars(select(complaints.c.customer_id)))
+    quiet = Customer.id.not_in(id_values(complainers, dialect_of(session)))
     hits = _walk_by_contact(session, [scope, quiet, silent], silent, windows, limit, "both")
     if hits is not None and len(hits) < limit:
         more = _walk_by_contact(session, [scope, quiet], silent, windows, limit, "one")
         hits = None if more is None else hits + more
     if hits is None:
         return None
-    return select(Customer.id).where(
-        or_(Customer.id.in_(select(complaints.c.customer_id)), Customer.id.in_(hits))
-    )
+    return id_values(sorted({*hits, *complainers}), dialect_of(session))
 
 
 def _walk_by_contact(
