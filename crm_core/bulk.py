@@ -393,9 +393,17 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _prepare_chunk(args: tuple[int, list[Mapping[str, Any]], list[int]]) -> _Prepared:
+_INPUT: tuple[Sequence[Any], list[int]] | None = None  # (rows, ids), inherited by workers
+
+
+def _prepare_chunk(span: tuple[int, int]) -> _Prepared:
+    """Prepare rows ``span[0]:span[1]`` of the input (``_INPUT``): forked workers inherit
+    it, so only the two numbers travel to them instead of the pickled rows."""
+    assert _INPUT is not None
+    rows, ids = _INPUT
+    start, end = span
     with gc_paused():
-        return _prepare(*args)
+        return _prepare(start, list(rows[start:end]), ids[start:end])
 
 
 def _prepare(offset: int, rows: list[Mapping[str, Any]], ids: list[int]) -> _Prepared:
@@ -502,11 +510,9 @@ def _prepared_chunks(
 ) -> Iterator[_Prepared]:
     """Prepared chunks in input order; with several workers they are prepared in forked
     processes while the caller writes the earlier ones (at most ``2 * workers`` ahead)."""
-    global _JOB
-    chunks = (
-        (i, list(rows[i : i + CHUNK]), ids[i : i + CHUNK]) for i in range(0, len(rows), CHUNK)
-    )
-    _JOB = job
+    global _JOB, _INPUT
+    chunks = ((i, min(i + CHUNK, len(rows))) for i in range(0, len(rows), CHUNK))
+    _JOB, _INPUT = job, (rows, ids)
     try:
         if workers <= 1:
             for chunk in chunks:
@@ -525,7 +531,7 @@ def _prepared_chunks(
             while pending:
                 yield pending.popleft().result()
     finally:
-        _JOB = None
+        _JOB = _INPUT = None
 
 
 #: A bulk creation at least this big, and at least as big as the table it fills, rebuilds

@@ -11,18 +11,42 @@ Services only ``flush``; they never commit.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+#: A connection checkpoints the write-ahead log itself only once it holds this many pages
+#: (256 MiB): below that the background ``WalCheckpointer`` does it (SQLite's default, 1,000
+#: pages, makes the committing connection copy the log into the database before its commit
+#: returns: about 1.5 s after a 100,000-customer load).
+WAL_AUTOCHECKPOINT_PAGES = 65536
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for JSON columns: orjson (compact, UTF-8 text rather than ``\\u`` escapes, several
+    times faster than ``json.dumps``), falling back to ``json.dumps`` for what orjson refuses
+    (integers beyond 64 bits), so every value ``json.dumps`` wrote is still written."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -35,7 +59,93 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # larger cache keeps their pages in memory; pages are only allocated when used
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cursor.close()
+
+
+class WalCheckpointer:
+    """Copies a SQLite database's write-ahead log back into the database file in a
+    background thread, so that a commit returns as soon as its pages are in the log (the
+    pattern SQLite's documentation suggests for applications that want to keep checkpoints
+    off their writers' path).
+
+    Each commit wakes the thread; once the log holds more than ``threshold`` bytes it runs a
+    ``PASSIVE`` checkpoint (never waits for, nor blocks, readers and writers) on a connection
+    of its own, and when that copied everything, a ``TRUNCATE`` checkpoint that gives up at
+    once if anyone is in the way, so that the log's size says again how much is left to copy.
+    The thread starts with the first commit and ends when the engine is disposed. A failed
+    checkpoint is harmless (the log keeps the data) and is retried on the next commit.
+    """
+
+    def __init__(self, path: str, *, threshold: int = 4 << 20, idle: float = 30.0) -> None:
+        self.path = path
+        self.threshold = threshold
+        self.idle = idle
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def wake(self, *_: Any) -> None:
+        if self._stopped.is_set():
+            return
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="crm-wal-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+        self._wake.set()
+
+    def stop(self, *_: Any) -> None:
+        self._stopped.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self._thread = None
+        self._stopped.clear()  # a disposed engine may still be used again
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(timeout=self.idle)
+            self._wake.clear()
+            if self._stopped.is_set():
+                return
+            time.sleep(0.05)  # let the commit that woke us finish writing the log
+            try:
+                self.checkpoint()
+            except (sqlite3.Error, OSError) as exc:
+                log.debug("background checkpoint of %s failed: %s", self.path, exc)
+
+    def log_size(self) -> int:
+        try:
+            return os.path.getsize(self.path + "-wal")
+        except OSError:
+            return 0
+
+    def checkpoint(self) -> bool:
+        """One checkpoint if the log is big enough; whether everything was copied."""
+        if self.log_size() < self.threshold or not os.path.exists(self.path):
+            return False
+        conn = sqlite3.connect(self.path, timeout=0, check_same_thread=False)
+        try:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            done = not busy and frames == copied
+            if done:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return done
+        finally:
+            conn.close()
+
+
+_checkpointers: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
+def wal_checkpointer(engine: Engine) -> WalCheckpointer | None:
+    """The background checkpointer of a SQLite file engine made by ``make_engine``."""
+    return _checkpointers.get(engine)
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
@@ -45,15 +155,22 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         path = url.removeprefix("sqlite:///")
         if path and path != url and not path.startswith(":memory:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("json_serializer", json_dumps)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         event.listen(engine, "connect", _sqlite_on_connect)
+        if path and path != url and not path.startswith(":memory:") and "mode=memory" not in path:
+            checkpointer = WalCheckpointer(path.split("?", 1)[0])
+            event.listen(engine, "commit", checkpointer.wake)
+            event.listen(engine, "engine_disposed", checkpointer.stop)
+            _checkpointers[engine] = checkpointer
         return engine
     if url.startswith("postgresql"):
         # prepare_threshold=None: server-side prepared statements turn trigram searches into
         # generic-plan table scans (see STACK-NOTES.md)
         connect_args = {"prepare_threshold": None} if "+psycopg" in url else {}
+        kwargs.setdefault("json_serializer", json_dumps)
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     return create_engine(url, **kwargs)
 

@@ -1,0 +1,83 @@
+"""Storage settings of crm_core.db: JSON columns and the background WAL checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+
+from sqlalchemy import select, text
+
+from crm_core import customers as svc
+from crm_core.bulk import bulk_create_customers
+from crm_core.db import WAL_AUTOCHECKPOINT_PAGES, Database, json_dumps, wal_checkpointer
+from crm_core.models import AuditEntry
+from crm_core.users import get_system_user
+
+
+def test_json_columns_keep_chinese_text_readable_and_every_value_json_could_write():
+    value = {"name": [None, "王伟"], 3: 2**70, "tags": ("a", "b")}
+    assert json.loads(json_dumps({"name": [None, "王伟"]})) == {"name": [None, "王伟"]}
+    assert "王伟" in json_dumps({"name": "王伟"})  # UTF-8, not \\u escapes
+    assert json.loads(json_dumps(value)) == json.loads(json.dumps(value))  # beyond 64 bits too
+
+
+def test_audit_changes_round_trip_through_the_json_column(db, staff):
+    with db.transaction() as s:
+        cid = svc.create_customer(
+            s, actor=staff.admin, data={"name": "王伟", "custom": {}, "city": "深圳市"}
+        ).id
+    with db.transaction() as s:
+        entry = s.scalars(
+            select(AuditEntry).where(
+                AuditEntry.entity_type == "customer", AuditEntry.entity_id == cid
+            )
+        ).one()
+        assert entry.changes["name"] == [None, "王伟"]
+        assert entry.changes["city"] == [None, "深圳市"]
+
+
+def test_a_big_commit_reaches_the_database_file_in_the_background(tmp_path):
+    path = tmp_path / "crm.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    db.init()
+    checkpointer = wal_checkpointer(db.engine)
+    assert checkpointer is not None
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == WAL_AUTOCHECKPOINT_PAGES
+    rows = [{"name": f"Customer {i}", "phones": [f"1380013{i:04d}"]} for i in range(6000)]
+    with db.transaction() as s:
+        bulk_create_customers(s, actor=get_system_user(s), rows=rows, workers=1)
+    deadline = time.monotonic() + 30
+    while checkpointer.log_size() > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert checkpointer.log_size() == 0  # copied into the database and the log emptied
+    copy = tmp_path / "copy.sqlite3"  # the database file alone, without its log
+    shutil.copyfile(path, copy)
+    with sqlite3.connect(copy) as alone:
+        assert alone.execute("SELECT count(*) FROM customers").fetchone() == (6000,)
+    db.dispose()
+    assert checkpointer._thread is None  # the thread ended with the engine
+
+
+def test_a_checkpoint_never_waits_for_a_reader(tmp_path):
+    path = tmp_path / "crm.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    db.init()
+    checkpointer = wal_checkpointer(db.engine)
+    assert checkpointer is not None
+    checkpointer.threshold = 0
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM customers").fetchone()  # holds the old snapshot
+    rows = [{"name": f"Customer {i}"} for i in range(500)]
+    with db.transaction() as s:
+        bulk_create_customers(s, actor=get_system_user(s), rows=rows, workers=1)
+    started = time.monotonic()
+    assert checkpointer.checkpoint() is False  # the reader still needs the log's frames
+    assert time.monotonic() - started < 5
+    reader.rollback()
+    reader.close()
+    assert checkpointer.checkpoint() is True
+    db.dispose()
