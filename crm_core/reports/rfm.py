@@ -108,9 +108,14 @@ class _Scores:
 
 def _quintile_of(values: np.ndarray) -> np.ndarray:
     """``_quintile`` in numpy: 1-5 from ``cume_dist`` (the share of values at or below)."""
-    ordered = np.sort(values, kind="stable")
-    cume = np.searchsorted(ordered, values, side="right") / float(len(values))
-    return (np.floor(cume * 5 - 0.000001) + 1).astype("int64")
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    # values at or below each one, looked up in sorted order (searching a million values in
+    # their own order reads memory in order: about a third of the time of the values as given)
+    cume = np.searchsorted(ordered, ordered, side="right") / float(len(values))
+    out = np.empty(len(values), dtype="int64")
+    out[order] = (np.floor(cume * 5 - 0.000001) + 1).astype("int64")
+    return out
 
 
 def _segment_of(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -135,7 +140,8 @@ def _scores_in_python(session: Session, scope: Any, now: datetime, everyone: boo
     t = CustomerOrderTotals
     stmt = select(
         t.customer_id,
-        _microseconds(t.last_at, dialect),
+        # PostgreSQL: the stored time itself (``number_columns`` reads its microseconds)
+        t.last_at if dialect == "postgresql" else _microseconds(t.last_at, dialect),
         t.orders,
         cast(t.revenue, Float),
     )
@@ -143,10 +149,13 @@ def _scores_in_python(session: Session, scope: Any, now: datetime, everyone: boo
         stmt = stmt.where(not_merged(t.customer_id))
     else:
         stmt = stmt.join(Customer, Customer.id == t.customer_id).where(scope)
-    # a million rows: no ORM row objects (PostgreSQL: COPY text, parsed by pandas)
+    # a million rows: no ORM row objects (PostgreSQL: binary numbers read by numpy)
     ids, last, frequency, monetary = number_columns(
         session, stmt, ("int64", "int64", "int64", "float64")
     )
+    # in customer order, so the sums (floats) do not depend on the order the plan gave
+    by_id = np.argsort(ids, kind="stable")
+    ids, last, frequency, monetary = ids[by_id], last[by_id], frequency[by_id], monetary[by_id]
     now_us = int(now.astimezone(UTC).timestamp()) * 1_000_000 + now.microsecond
     recency = (now_us - last) / 86_400_000_000
     if len(ids):
@@ -269,7 +278,12 @@ def rfm_scores(
 
 def _top_scores(session: Session, actor: Actor, scores: _Scores, limit: int) -> pd.DataFrame:
     """The ``limit`` biggest spenders of ``scores`` as ``rfm_scores`` rows."""
-    order = np.lexsort((scores.customer_id, -scores.monetary))[:limit]
+    spent = -scores.monetary
+    if limit < len(spent):  # those at or above the limit-th biggest total, then sorted
+        kept = np.flatnonzero(spent <= np.partition(spent, limit - 1)[limit - 1])
+    else:
+        kept = np.arange(len(spent))
+    order = kept[np.lexsort((scores.customer_id[kept], spent[kept]))][:limit]
     ids = [int(i) for i in scores.customer_id[order]]
     t = CustomerOrderTotals
     found = {
