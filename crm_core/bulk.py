@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -345,7 +345,7 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
 class _Job:
     """What every chunk of one bulk creation shares (inherited by forked workers)."""
 
-    validator: _Validator | None  # None: the rows come validated (``create_validated``)
+    validator: _Validator
     dialect: Dialect
     actor_id: int
     actor_name: str
@@ -414,12 +414,7 @@ def _prepare(offset: int, rows: list[Mapping[str, Any]], ids: list[int]) -> _Pre
     phone_rows: list[dict[str, Any]] = []
     email_rows: list[dict[str, Any]] = []
     audit_rows: list[dict[str, Any]] = []
-    items: Iterable[tuple[int, Any]] = (
-        _validate_chunk((job.validator, offset, rows))
-        if job.validator is not None
-        else enumerate(rows, offset)
-    )
-    for index, item in items:
+    for index, item in _validate_chunk((job.validator, offset, rows)):
         if not isinstance(item, CleanCustomer):
             out.errors.append(RowError(index, item))
             continue
@@ -648,64 +643,18 @@ def bulk_create_customers(
     )
 
 
-def validate_for_create(
-    validator: _Validator, rows: Sequence[Mapping[str, Any]]
-) -> list[CleanCustomer | dict[str, str]]:
-    """Each row checked with the rules of ``create_customer`` (pure: ``validator`` comes from
-    ``_make_validator``): a ``CleanCustomer`` with its search keys, ready for
-    ``create_validated``, or the row's errors ``{field: reason}``."""
-    return [item for _, item in _validate_chunk((validator, 0, list(rows)))]
-
-
-def create_validated(
-    session: Session,
-    *,
-    actor: Actor,
-    rows: Sequence[CleanCustomer | dict[str, str]],
-    source: str | None = None,
-    workers: int | None = None,
-) -> BulkResult:
-    """``bulk_create_customers(skip_invalid=True)`` for the output of
-    ``validate_for_create``, written without checking the rows again: the import validates
-    each row once, in its worker processes. The refused rows (their errors) come back in
-    ``errors`` and leave a gap in the ids, as they would there.
-
-    For internal callers that made every row with ``validate_for_create`` in this transaction
-    (nothing else may be passed). Not for sales users, whose owner rule applies to the input.
-    """
-    require(actor, "customer.create")
-    if actor.role == Role.SALES:
-        raise PermissionDenied("sales users create customers through bulk_create_customers")
-    for row in rows:
-        if isinstance(row, CleanCustomer) and "search_text" not in row.columns:
-            raise TypeError("create_validated takes the output of validate_for_create")
-    if not rows:
-        return BulkResult()
-    return _write(
-        session,
-        actor=actor,
-        rows=rows,
-        validator=None,
-        source=source,
-        skip_invalid=True,
-        workers=workers,
-        created_at=None,
-    )
-
-
 def _write(
     session: Session,
     *,
     actor: Actor,
-    rows: Sequence[Any],
-    validator: _Validator | None,
+    rows: Sequence[Mapping[str, Any]],
+    validator: _Validator,
     source: str | None,
     skip_invalid: bool,
     workers: int | None,
     created_at: Sequence[datetime | None] | None,
 ) -> BulkResult:
-    """The writes of a bulk creation (rows validated by ``validator``, or already when
-    ``None``)."""
+    """The writes of a bulk creation, its rows validated by ``validator``."""
     result = BulkResult()
     conn = session.connection()  # Core statements: the ORM adds nothing to plain inserts
     job = _Job(

@@ -45,15 +45,12 @@ from crm_core import audit
 from crm_core.access import Actor, require, visible_customers
 from crm_core.bulk import (
     _batched_search_index,
-    _make_validator,
     bulk_create_customers,
-    create_validated,
     gc_paused,
     indexes_set_aside,
     insert_many,
     secondary_indexes,
     trigger_set_aside,
-    validate_for_create,
 )
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
 from crm_core.errors import ConflictError, InvalidInput, NotFound
@@ -75,7 +72,6 @@ from crm_core.models import (
     CustomerPhone,
     ImportBatch,
     ImportBatchRow,
-    Role,
     User,
     utcnow,
 )
@@ -229,11 +225,8 @@ def _neutral_text(text: str) -> str:
     return text[1:] if text.startswith(_FORMULA_PREFIX) else text
 
 
-#: What a new record of the row would be: checked by ``bulk.validate_for_create`` (its
-#: errors as ``{field: reason}``), ``None`` for a row refused while shaping.
-_New = CleanCustomer | dict[str, str] | None
-#: ``(customer data, errors, match keys, content hash, new record)`` of one file row.
-_Shaped = tuple[dict[str, Any], dict[str, str], list[tuple[str, str]], str | None, _New]
+#: ``(customer data, errors, match keys, content hash)`` of one file row.
+_Shaped = tuple[dict[str, Any], dict[str, str], list[tuple[str, str]], str | None]
 #: Rows shaped in worker processes from this many rows on (see ``_shape_rows``).
 PARALLEL_SHAPING_FROM = 20_000
 _SHAPE_PART = 5_000
@@ -243,10 +236,9 @@ _SHAPE_ARGS: dict[str, Any] = {}
 def _shape_part(bounds: tuple[int, int]) -> list[_Shaped]:
     """Clean and shape the chunk's rows ``start:end`` (the rows are the parent's, inherited
     by forked workers, never pickled): ``(customer data, errors, match keys, content
-    hash, new record)`` each; the keys are ``(kind, value)`` with e-mails as written (the
-    caller folds their case), the hash is that of the row's text (``None`` for an invalid
-    row). The new record is the row checked by the rules of ``create_customer``, search keys
-    included, so that a row to be created is validated once, here, in parallel."""
+    hash)`` each; the keys are ``(kind, value)`` with e-mails as written (the caller folds
+    their case), the hash is that of the row's text (``None`` for an invalid row). An ISO
+    birthday is a ``date`` in the data, which the validator takes as it is."""
     start, end = bounds
     with gc_paused():
         return _shape(_SHAPE_ARGS["rows"][start:end])
@@ -262,7 +254,6 @@ def _shape(part: Sequence[Sequence[str]]) -> list[_Shaped]:
     default_region = _SHAPE_ARGS["region"]
     key_kinds = _SHAPE_ARGS["keys"]
     out: list[_Shaped] = []
-    valid: list[dict[str, Any]] = []
     for original in part:
         values = [_neutral_text(v) for v in original]
         raw = cleaning.row_values(values, columns)
@@ -279,18 +270,14 @@ def _shape(part: Sequence[Sequence[str]]) -> list[_Shaped]:
                 mapped = "\x1f".join(values[i] for i, _ in columns if i < len(values))
                 keys.append(("row", hashlib.sha256(mapped.encode()).hexdigest()))
             content = _content_hash(values)
-            valid.append(_with_dates(data))
-        out.append((data, errors, keys, content, None))
-    validator = _SHAPE_ARGS.get("validator")
-    if validator is None or not valid:
-        return out
-    checked = iter(validate_for_create(validator, valid))
-    return [item if item[1] else (*item[:4], next(checked)) for item in out]
+            data = _with_dates(data)
+        out.append((data, errors, keys, content))
+    return out
 
 
 def _with_dates(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` with an ISO birthday (as ``cleaning.clean_date`` writes dates) as a ``date``,
-    which the validator takes as it is (``strptime`` was a quarter of its work)."""
+    which the validator takes as it is (its ``strptime`` was a quarter of its work)."""
     text = data.get("birthday")
     birthday = cleaning.iso_date(text) if isinstance(text, str) else None
     return data if birthday is None else {**data, "birthday": birthday}
@@ -303,7 +290,6 @@ def _shape_rows(
     owners: Mapping[str, int],
     region: str,
     keys: Sequence[str],
-    validator: _Validator | None = None,
 ) -> list[_Shaped]:
     """``_shape_part`` over a chunk of the file, in forked worker processes for big chunks
     (cleaning and phone parsing are most of an import's work); results keep file order."""
@@ -313,7 +299,6 @@ def _shape_rows(
         owners=dict(owners),
         region=region,
         keys=list(keys),
-        validator=validator,
     )
     parts = [(i, min(i + _SHAPE_PART, len(rows))) for i in range(0, len(rows), _SHAPE_PART)]
     workers = min(4, os.cpu_count() or 1)
@@ -339,7 +324,6 @@ class _Row:
     data: dict[str, Any]
     keys: list[tuple[str, str]] = field(default_factory=list)
     content: str | None = None
-    new: _New = None  # validated for creation in a worker (not for merged rows)
 
     @property
     def line(self) -> int:
@@ -446,9 +430,6 @@ class _Run:
         self.keys = report.key_columns
         self.region = get_settings().default_region
         self.validator = _Validator(session)
-        # pure, for the workers: rows to be created are validated there (sales users, whose
-        # owner rule bulk_create_customers applies, cannot import)
-        self.new_validator = None if actor.role == Role.SALES else _make_validator(session, [])
         self.owners = {
             u.casefold(): i
             for u, i in session.execute(select(User.username, User.id).where(User.active))
@@ -508,7 +489,6 @@ class _Run:
                 owners=self.owners,
                 region=self.region,
                 keys=self.keys,
-                validator=self.new_validator,
             )
 
         def read_next() -> tuple[Chunk, list[_Shaped]] | None:
@@ -525,11 +505,11 @@ class _Run:
 
     def process(self, chunk: Chunk, shaped: Sequence[_Shaped]) -> None:
         rows: list[_Row] = []
-        for (data, errors, keys, content, new), original, line in zip(
+        for (data, errors, keys, content), original, line in zip(
             shaped, chunk.rows, chunk.line_numbers, strict=True
         ):
             self.report.total += 1
-            row = _Row([line], [original], data, content=content, new=new)
+            row = _Row([line], [original], data, content=content)
             if errors:
                 self._invalid(row, errors)
                 continue
@@ -686,25 +666,13 @@ class _Run:
         return found
 
     def _create(self, creates: list[_Row]) -> None:
-        if self.new_validator is None:
-            result = bulk_create_customers(
-                self.session,
-                actor=self.actor,
-                rows=[row.data for row in creates],
-                source=self.source,
-                skip_invalid=True,
-            )
-        else:
-            # rows merged from several lines are validated now, the others were in workers
-            again = [i for i, row in enumerate(creates) if row.new is None]
-            if again:
-                checked = validate_for_create(
-                    self.new_validator, [_with_dates(creates[i].data) for i in again]
-                )
-                for i, new in zip(again, checked, strict=True):
-                    creates[i].new = new
-            news = [row.new for row in creates if row.new is not None]  # all of them
-            result = create_validated(self.session, actor=self.actor, rows=news, source=self.source)
+        result = bulk_create_customers(
+            self.session,
+            actor=self.actor,
+            rows=[row.data for row in creates],
+            source=self.source,
+            skip_invalid=True,
+        )
         for error in result.errors:
             self._invalid(creates[error.row], error.errors)
         batch_rows = []
@@ -908,17 +876,19 @@ _LOOKUP_COLUMNS = {
     "customer_phones": frozenset({"e164", "customer_id"}),
     "customer_emails": frozenset({"email", "customer_id"}),
 }
-#: A table's indexes are deferred once the rows read reach this share of its rows.
+#: A table's indexes are deferred once the rows read reach this share of its rows, and
+#: at least ``DEFER_FROM_ROWS`` rows were read (a small import keeps them row by row).
 DEFER_FROM_SHARE = 0.5
+DEFER_FROM_ROWS = 20_000
 
 
 class _DeferredIndexes:
-    """On SQLite, from the second chunk of an import that is big against the tables it
-    fills: the secondary indexes of those tables are dropped and built once at the end, and
-    the search index of the customers created from then on is filled in one statement at
-    the end (``bulk_create_customers`` does the same within one call, but an import makes
-    one call per chunk). The indexes the matching reads between chunks (phones, e-mails,
-    external ids, each customer's phones and e-mails) stay. All inside the caller's
+    """On SQLite, for an import that is big against the tables it fills: their secondary
+    indexes are dropped and built once at the end, and the search index of the customers
+    created from then on is filled in one statement at the end (``bulk_create_customers``
+    does the same within one call, but an import makes one call per chunk). The indexes
+    the matching reads between chunks (phones, e-mails, external ids, each customer's
+    phones and e-mails) stay. All inside the caller's
     transaction, which holds the write lock: a rollback restores every index as it was."""
 
     def __init__(self, session: Session) -> None:
@@ -935,10 +905,11 @@ class _DeferredIndexes:
         return self.search_from is None or customer_id < self.search_from
 
     def consider(self, rows_read: int) -> None:
-        """Defer the indexes of the tables holding no more than ``rows_read`` rows divided
-        by ``DEFER_FROM_SHARE`` (rebuilding them costs less than keeping them row by row).
-        The highest row id stands for the count (one look-up, not a scan)."""
-        if not self.waiting:
+        """Defer the indexes of the tables holding no more than ``rows_read`` (the rows read
+        so far, the next chunk's included) divided by ``DEFER_FROM_SHARE``: rebuilding them
+        costs less than keeping them row by row. The highest row id stands for the count (one
+        look-up, not a scan)."""
+        if not self.waiting or rows_read < DEFER_FROM_ROWS:
             return
         conn = self.session.connection()
         for table in list(self.waiting):
@@ -1163,7 +1134,7 @@ def run_import(
                 for number, (chunk, shaped) in enumerate(shaped_chunks):
                     if number:
                         gc.collect(1)
-                        run.deferred.consider(run.report.total)
+                    run.deferred.consider(run.report.total + len(chunk.rows))
                     run.process(chunk, shaped)
                     del chunk, shaped
             if options.check_duplicates:
