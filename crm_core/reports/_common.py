@@ -107,11 +107,11 @@ def number_columns(session: Session, stmt: Any, dtypes: Sequence[str]) -> list[n
     cursor = session.connection().connection.cursor(binary=True)
     try:
         cursor.execute(sql, _bound(compiled))
-        count, data = cursor.fetchone()
+        count, blob = cursor.fetchone() or (0, None)
     finally:
         cursor.close()
     layout = np.dtype([(n, ">f8" if f else ">i8") for n, f in zip(names, floats, strict=True)])
-    rows = np.frombuffer(data or b"", dtype=layout)
+    rows = np.frombuffer(blob or b"", dtype=layout)
     if len(rows) != count:  # a NULL leaves its row out of the aggregate
         raise ValueError("number_columns: the statement returned NULL")
     return [

@@ -175,7 +175,7 @@ def _spells_from_rollup(
     )
     t = CustomerOrderTotals
     last_month = month_key_after(t.last_at, inactive_days, dialect)
-    lapses = (
+    lapses: Any = (
         select(null(), last_month, literal_column("0"), literal_column("1"), func.count())
         .join(Customer, Customer.id == t.customer_id)
         .where(scope, t.last_at <= lapse)
