@@ -17,7 +17,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,7 +69,8 @@ class WalCheckpointer:
     pattern SQLite's documentation suggests for applications that want to keep checkpoints
     off their writers' path).
 
-    Each commit wakes the thread; once the log holds more than ``threshold`` bytes it runs a
+    Each commit wakes the thread (a few times over the next seconds, as the commit event comes
+    just before the commit); once the log holds more than ``threshold`` bytes it runs a
     ``PASSIVE`` checkpoint (never waits for, nor blocks, readers and writers) on a connection
     of its own, and when that copied everything, a ``TRUNCATE`` checkpoint that gives up at
     once if anyone is in the way, so that the log's size says again how much is left to copy.
@@ -115,13 +115,16 @@ class WalCheckpointer:
         while not self._stopped.is_set():
             self._wake.wait(timeout=self.idle)
             self._wake.clear()
-            if self._stopped.is_set():
-                return
-            time.sleep(0.05)  # let the commit that woke us finish writing the log
-            try:
-                self.checkpoint()
-            except (sqlite3.Error, OSError) as exc:
-                log.debug("background checkpoint of %s failed: %s", self.path, exc)
+            # The commit event comes just before the commit itself: try again a few times,
+            # further apart, until the log is empty (or small, or a reader keeps it).
+            delay = 0.05
+            while delay < 4 and not self._stopped.wait(delay):
+                try:
+                    if self.checkpoint() or self.log_size() < self.threshold:
+                        break
+                except (sqlite3.Error, OSError) as exc:
+                    log.debug("background checkpoint of %s failed: %s", self.path, exc)
+                delay *= 2
 
     def log_size(self) -> int:
         try:
@@ -130,16 +133,16 @@ class WalCheckpointer:
             return 0
 
     def checkpoint(self) -> bool:
-        """One checkpoint if the log is big enough; whether everything was copied."""
+        """One checkpoint if the log is big enough; whether it was copied and emptied."""
         if self.log_size() < self.threshold or not os.path.exists(self.path):
             return False
         conn = sqlite3.connect(self.path, timeout=0, check_same_thread=False)
         try:
             busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            done = not busy and frames == copied
-            if done:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            return done
+            if busy or frames != copied:
+                return False
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return not busy
         finally:
             conn.close()
 
