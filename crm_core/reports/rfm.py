@@ -113,14 +113,20 @@ class _Scores:
 
 
 def _quintile_of(values: np.ndarray) -> np.ndarray:
-    """``_quintile`` in numpy: 1-5 from ``cume_dist`` (the share of values at or below)."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    # values at or below each one, looked up in sorted order (searching a million values in
-    # their own order reads memory in order: about a third of the time of the values as given)
-    cume = np.searchsorted(ordered, ordered, side="right") / float(len(values))
-    out = np.empty(len(values), dtype="int64")
-    out[order] = (np.floor(cume * 5 - 0.000001) + 1).astype("int64")
+    """``_quintile`` in numpy: 1-5 from ``cume_dist`` (the share of values at or below).
+
+    The score only grows with the count at or below a value, so it is 1 plus the number of
+    four thresholds the value reaches: the sorted value at the first count that scores 2, 3,
+    4 and 5 (the counts scored with the same float arithmetic as before; sorting values is
+    several times faster than ranking them)."""
+    n = len(values)
+    ordered = np.sort(values)
+    scored = np.floor(np.arange(1, n + 1) / float(n) * 5 - 0.000001) + 1
+    out = np.ones(n, dtype="int64")
+    for k in (2, 3, 4, 5):
+        first = int(np.searchsorted(scored, k, side="left"))  # 0-based: count - 1
+        if first < n:
+            out += values >= ordered[first]
     return out
 
 
@@ -160,8 +166,10 @@ def _scores_in_python(session: Session, scope: Any, now: datetime, everyone: boo
         session, stmt, ("int64", "int64", "int64", "float64")
     )
     # in customer order, so the sums (floats) do not depend on the order the plan gave
-    by_id = np.argsort(ids, kind="stable")
-    ids, last, frequency, monetary = ids[by_id], last[by_id], frequency[by_id], monetary[by_id]
+    if len(ids) > 1 and not bool((ids[1:] > ids[:-1]).all()):
+        by_id = np.argsort(ids)
+        ids, last = ids[by_id], last[by_id]
+        frequency, monetary = frequency[by_id], monetary[by_id]
     now_us = int(now.astimezone(UTC).timestamp()) * 1_000_000 + now.microsecond
     recency = (now_us - last) / 86_400_000_000
     if len(ids):
