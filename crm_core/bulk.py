@@ -47,6 +47,7 @@ from crm_core.normalize import pinyin_key
 from crm_core.settings import get_settings
 
 CHUNK = 5000
+FIRST_CHUNK = 1000
 _NOT_AUDITED = frozenset({"id", "search_text", "name_key", "created_at", "updated_at", "version"})
 PARALLEL_FROM = 20_000
 
@@ -506,7 +507,10 @@ def _prepared_chunks(
     """Prepared chunks in input order; with several workers they are prepared in forked
     processes while the caller writes the earlier ones (at most ``2 * workers`` ahead)."""
     global _JOB, _INPUT
-    chunks = ((i, min(i + CHUNK, len(rows))) for i in range(0, len(rows), CHUNK))
+    # a small first chunk: this process starts writing while the workers prepare the rest
+    first = min(CHUNK, FIRST_CHUNK)
+    starts = [0, *range(first, len(rows), CHUNK)]
+    chunks = zip(starts, [*starts[1:], len(rows)], strict=True)
     _JOB, _INPUT = job, (rows, ids)
     try:
         if workers <= 1:
