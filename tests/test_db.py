@@ -44,12 +44,17 @@ def test_audit_changes_round_trip_through_the_json_column(db, staff):
         assert entry.changes["city"] == [None, "深圳市"]
 
 
-def test_a_big_commit_reaches_the_database_file_in_the_background(tmp_path):
+def _sqlite_file(tmp_path) -> tuple[str, Database, WalCheckpointer]:
     path = tmp_path / "crm.sqlite3"
     db = Database(f"sqlite:///{path}")
     db.init()
     checkpointer = wal_checkpointer(db.engine)
     assert checkpointer is not None
+    return path, db, checkpointer
+
+
+def test_a_big_commit_reaches_the_database_file_in_the_background(tmp_path):
+    path, db, checkpointer = _sqlite_file(tmp_path)
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == WAL_AUTOCHECKPOINT_PAGES
     rows = [{"name": f"Customer {i}", "phones": [f"1380013{i:04d}"]} for i in range(6000)]
@@ -68,11 +73,7 @@ def test_a_big_commit_reaches_the_database_file_in_the_background(tmp_path):
 
 
 def test_a_checkpoint_never_waits_for_a_reader(tmp_path):
-    path = tmp_path / "crm.sqlite3"
-    db = Database(f"sqlite:///{path}")
-    db.init()
-    background = wal_checkpointer(db.engine)
-    assert background is not None
+    path, db, background = _sqlite_file(tmp_path)
     background.threshold = 1 << 40  # the engine's own thread stays out of the way
     checkpointer = WalCheckpointer(str(path), threshold=0)
     reader = sqlite3.connect(path)

@@ -290,7 +290,6 @@ def test_churn_risk_scores_only_candidates_yet_lists_what_scoring_everyone_lists
 ):
     """The risk list scores the customers that can be in it; it equals the list scored over
     every customer for every role, filter and length (ties in last contact included)."""
-    from crm_core.reports import churn
 
     _risk_dataset(db, staff)
     filters = [
@@ -310,15 +309,7 @@ def test_churn_risk_scores_only_candidates_yet_lists_what_scoring_everyone_lists
     assert len(quiet) > 10 and quiet[0] > 3
     limits = (1, quiet[0] - 1, quiet[0] + 1, quiet[0] + 4, quiet[-3], 500)
     actors = [staff.admin, staff.manager, staff.sales1, staff.sales2, staff.analyst]
-    for actor in actors:
-        for f in filters:
-            for limit in limits:
-                with db.transaction() as s:
-                    fast = reports.churn_risk(s, actor=actor, filters=f, now=NOW, limit=limit)
-                    with monkeypatch.context() as m:
-                        m.setattr(churn, "NARROW_RISK_CANDIDATES", False)
-                        want = reports.churn_risk(s, actor=actor, filters=f, now=NOW, limit=limit)
-                pd.testing.assert_frame_equal(fast, want, obj=f"{actor.username} {f} {limit}")
+    _assert_narrowed_like_full(db, monkeypatch, actors, filters, limits)
 
 
 @pytest.mark.parametrize("first, most", [(1, 10**9), (3, 10**9), (1, 6)])
@@ -336,7 +327,16 @@ def test_churn_risk_walk_by_last_contact_in_small_steps(db, staff, monkeypatch, 
     both = [i for i, codes in enumerate(every["reason_codes"]) if codes.count(",") == 1]
     limits = sorted({1, 2, len(both), len(both) + 1, quiet[0], quiet[0] + 3, quiet[-1], 500})
     filters = [reports.ReportFilter(), reports.ReportFilter(team_id=staff.team_b)]
-    for actor in (staff.admin, staff.manager, staff.sales1):
+    actors = (staff.admin, staff.manager, staff.sales1)
+    _assert_narrowed_like_full(db, monkeypatch, actors, filters, limits)
+
+
+def _assert_narrowed_like_full(db, monkeypatch, actors, filters, limits) -> None:
+    """The narrowed churn-risk list equals the one that scores every customer, for each
+    actor, filter and list length."""
+    from crm_core.reports import churn
+
+    for actor in actors:
         for f in filters:
             for limit in limits:
                 with db.transaction() as s:
