@@ -146,8 +146,15 @@ def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
         stmt = text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)")
         return [int(v) for v in conn.execute(stmt, {"t": name, "n": count}).scalars()]
     conn.execute(text(f'UPDATE "{name}" SET id = id WHERE 0'))  # take the write lock
-    start = int(conn.execute(text(f'SELECT coalesce(max(id), 0) FROM "{name}"')).scalar() or 0)
+    start = highest_rowid(conn, name)
     return list(range(start + 1, start + 1 + count))
+
+
+def highest_rowid(conn: Connection, table: str) -> int:
+    """The highest row id of ``table`` (0 when empty): one index look-up. It bounds the
+    row count from above, where ``count(*)`` of a table whose indexes are set aside reads
+    every row."""
+    return int(conn.execute(text(f'SELECT coalesce(max(rowid), 0) FROM "{table}"')).scalar() or 0)
 
 
 @contextmanager
@@ -171,7 +178,7 @@ def trigger_set_aside(conn: Connection, name: str) -> Iterator[bool]:
 
 
 @contextmanager
-def _batched_search_index(session: Session) -> Iterator[Callable[[Sequence[int]], None]]:
+def batched_search_index(session: Session) -> Iterator[Callable[[Sequence[int]], None]]:
     """On SQLite, index the search text of the created customers one chunk at a time in one
     statement instead of row by row through the trigger (about eight times faster).
 
@@ -554,10 +561,7 @@ def _indexes_rebuilt(session: Session, tables: Sequence[str], rows: int) -> Iter
         return
     dropped: list[tuple[str, str]] = []
     for table in tables:
-        # the highest rowid bounds the row count from above and is one look-up, where
-        # count(*) of a table whose indexes are set aside (an import's later chunks) reads it all
-        count = conn.execute(text(f'SELECT max(rowid) FROM "{table}"')).scalar() or 0
-        if count <= rows:
+        if highest_rowid(conn, table) <= rows:
             dropped.extend(secondary_indexes(conn, table))
     with indexes_set_aside(conn, dropped):
         yield
@@ -686,7 +690,7 @@ def _write(
         with (
             gc_paused(),
             _indexes_rebuilt(session, rebuilt, len(rows)),
-            _batched_search_index(session) as index_search_text,
+            batched_search_index(session) as index_search_text,
         ):
             for chunk in prepared:
                 if savepoint is not None and (invalid or chunk.errors):

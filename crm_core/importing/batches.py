@@ -44,9 +44,10 @@ from sqlalchemy.orm import Session, aliased
 from crm_core import audit
 from crm_core.access import Actor, require, visible_customers
 from crm_core.bulk import (
-    _batched_search_index,
+    batched_search_index,
     bulk_create_customers,
     gc_paused,
+    highest_rowid,
     indexes_set_aside,
     insert_many,
     secondary_indexes,
@@ -913,8 +914,7 @@ class _DeferredIndexes:
             return
         conn = self.session.connection()
         for table in list(self.waiting):
-            count = conn.execute(text(f'SELECT max(rowid) FROM "{table}"')).scalar() or 0
-            if count * DEFER_FROM_SHARE > rows_read:
+            if highest_rowid(conn, table) * DEFER_FROM_SHARE > rows_read:
                 continue
             self.waiting.remove(table)
             keep = _LOOKUP_COLUMNS.get(table, frozenset())
@@ -925,18 +925,16 @@ class _DeferredIndexes:
             ]
             self.stack.enter_context(indexes_set_aside(conn, indexes))
             if table == "customers":
-                self.fill_search = self.stack.enter_context(_batched_search_index(self.session))
-                top = conn.execute(text("SELECT coalesce(max(id), 0) FROM customers")).scalar()
-                self.search_from = int(top or 0) + 1
+                self.fill_search = self.stack.enter_context(batched_search_index(self.session))
+                self.search_from = highest_rowid(conn, "customers") + 1
 
     def close(self) -> None:
         """Fill the search index and build the indexes (also after an error)."""
         with self.stack:
             if self.search_from is not None:
-                conn = self.session.connection()
-                top = conn.execute(text("SELECT coalesce(max(id), 0) FROM customers")).scalar()
-                if top is not None and top >= self.search_from:
-                    self.fill_search([self.search_from, int(top)])
+                top = highest_rowid(self.session.connection(), "customers")
+                if top >= self.search_from:
+                    self.fill_search([self.search_from, top])
                 self.search_from = None
 
 
