@@ -79,10 +79,10 @@ def raw_rows(session: Session, stmt: Any) -> list[tuple[Any, ...]]:
 
 def number_columns(session: Session, stmt: Any, dtypes: Sequence[str]) -> list[np.ndarray]:
     """The columns of ``stmt`` (numbers, no ``NULL``) as numpy arrays of ``dtypes``, for results
-    of a million rows (on PostgreSQL a time column comes as microseconds since 1970). PostgreSQL: one ``bytea`` value of every row's numbers in binary
-    (``int8send`` / ``float8send``: the exact values, no text), read straight into numpy (a
-    ``COPY`` sends a message per row, and reading those took most of the time); SQLite: the
-    driver's rows."""
+    of a million rows (on PostgreSQL a time column comes as microseconds since 1970).
+    PostgreSQL: one ``bytea`` value of every row's numbers in binary (``int8send`` /
+    ``float8send``: the exact values, no text), read straight into numpy (a ``COPY`` sends a
+    message per row, and reading those took most of the time); SQLite: the driver's rows."""
     if session.get_bind().dialect.name != "postgresql":
         # as float64 in one go (exact for integers below 2**53), then each column's type
         data = np.array(raw_rows(session, stmt), dtype="float64").reshape(-1, len(dtypes))

@@ -308,9 +308,7 @@ def _risk_candidates(orders: Any, complaints: Any, scope: Any, silent: Any, limi
     a prefix of that order). The list's own query then scores only these, in the same order
     as over every customer."""
     flagged = union(
-        select(orders.c.customer_id).where(
-            orders.c.prior >= 2, orders.c.recent * 8 <= orders.c.prior
-        ),
+        select(orders.c.customer_id).where(_orders_dropped(orders.c.recent, orders.c.prior)),
         select(complaints.c.customer_id),
     ).cte("risk_flagged")
     quiet = (
@@ -321,6 +319,12 @@ def _risk_candidates(orders: Any, complaints: Any, scope: Any, silent: Any, limi
         .cte("risk_quiet")
     )
     return union(select(flagged.c.customer_id), select(quiet.c.customer_id))
+
+
+def _orders_dropped(recent: Any, prior: Any) -> Any:
+    """The risk rule "orders dropped": at least two orders in the four windows before, and
+    the last window's orders at most an eighth of them (a quarter of their average)."""
+    return and_(prior >= 2, recent * 8 <= prior)
 
 
 #: The risk list's walk over the customers by last contact (``_risk_walk``): customers read
@@ -387,15 +391,17 @@ def _walk_by_contact(
             .cte("risk_walked")
         )
         counts = windows(select(walked.c.id)).subquery()
+        dropped = _orders_dropped(
+            func.coalesce(counts.c.recent, 0), func.coalesce(counts.c.prior, 0)
+        )
         rows = session.execute(
-            select(walked.c.id, walked.c.silent, counts.c.recent, counts.c.prior)
+            select(walked.c.id, walked.c.silent, case((dropped, 1), else_=0))
             .outerjoin(counts, counts.c.customer_id == walked.c.id)
             .order_by(walked.c.contact, walked.c.id)
         ).all()
-        for cid, is_silent, recent, prior in rows:
-            recent, prior = int(recent or 0), int(prior or 0)
-            dropped = prior >= 2 and recent * 8 <= prior
-            if (dropped and bool(is_silent)) if rule == "both" else (dropped != bool(is_silent)):
+        for cid, is_silent, has_dropped in rows:
+            both = bool(has_dropped) and bool(is_silent)
+            if both if rule == "both" else (bool(has_dropped) != bool(is_silent)):
                 found.append(int(cid))
                 if len(found) >= want:
                     return found
@@ -483,7 +489,7 @@ def churn_risk(
     recent = func.coalesce(orders.c.recent, 0)
     prior = func.coalesce(orders.c.prior, 0)
     n_complaints = func.coalesce(complaints.c.n, 0)
-    dropped = and_(prior >= 2, recent * 8 <= prior)
+    dropped = _orders_dropped(recent, prior)
     complained = n_complaints >= 1
     score = (
         case((dropped, 1), else_=0)
