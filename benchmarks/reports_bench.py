@@ -38,6 +38,7 @@ from crm_core.db import Database  # noqa: E402
 from crm_core.migrate import upgrade  # noqa: E402
 from crm_core.models import Role, User  # noqa: E402
 from crm_core.reports.activity_groups import rebuild_group_activity  # noqa: E402
+from crm_core.reports.customer_groups import rebuild_customer_counts  # noqa: E402
 from crm_core.reports.groups import rebuild_group_counts  # noqa: E402
 from crm_core.reports.lines import rebuild_line_rollups  # noqa: E402
 from crm_core.reports.rollups import rebuild_order_rollups  # noqa: E402
@@ -351,6 +352,7 @@ def _refill_rollups(s) -> None:  # type: ignore[no-untyped-def]
     rebuild_group_counts(s)
     rebuild_line_rollups(s)
     rebuild_group_activity(s)
+    rebuild_customer_counts(s)
 
 
 def time_reports(db: Database, username: str) -> dict[str, float]:

@@ -28,6 +28,7 @@ from crm_core.reports.activity_groups import (
     compact_group_activity,
     rebuild_group_activity,
 )
+from crm_core.reports.customer_groups import customer_count_differences
 from crm_core.reports.groups import (
     compact_group_counts,
     group_differences,
@@ -118,6 +119,7 @@ def _exact(db) -> None:
         assert group_differences(s) == []
         assert line_differences(s) == []
         assert activity_differences(s) == []
+        assert customer_count_differences(s) == []
 
 
 def _reference_revenue(s, actor, f) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from crm_core import reports
 from crm_core.dedupe import merge as mg
 from crm_core.models import CustomerOrderMonth, CustomerOrderTotals, Order
 from crm_core.reports.activity_groups import activity_differences
+from crm_core.reports.customer_groups import customer_count_differences
 from crm_core.reports.groups import group_differences
 from crm_core.reports.lines import line_differences
 from crm_core.reports.rollups import (
@@ -30,6 +31,7 @@ def _exact(db) -> None:
         assert group_differences(s) == []  # the group counts (revision 0040) follow too
         assert line_differences(s) == []  # and the product-line roll-ups (revision 0042)
         assert activity_differences(s) == []  # and the interaction counts (revision 0043)
+        assert customer_count_differences(s) == []  # and the customer counts (revision 0044)
 
 
 def test_rollups_follow_service_writes_changes_and_deletes(db, staff):

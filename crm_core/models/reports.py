@@ -192,3 +192,45 @@ class GroupActivityCount(Base):
             "kind",
         ),
     )
+
+
+class GroupCustomerCount(Base):
+    """Live customers per value of a distribution (``dimension``: ``'industry'``, ``'city'``
+    with ``value`` the province, ``'lifecycle_stage'``) counted over one group of customers
+    (the groups of ``GroupCount``; revision 0044). ``value`` and ``city`` keep ``NULL``. On
+    PostgreSQL one key may have several rows (signed deltas); its value is their sum."""
+
+    __tablename__ = "report_group_customers"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    owner_id: Mapped[int] = mapped_column(Integer)
+    team_id: Mapped[int] = mapped_column(Integer)
+    archived: Mapped[int] = mapped_column(SmallInteger)
+    unowned_lead: Mapped[int] = mapped_column(SmallInteger)
+    dimension: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str | None] = mapped_column(String(80))
+    city: Mapped[str | None] = mapped_column(String(80))
+    n: Mapped[int] = mapped_column(BigInteger)
+    #: 1 for a delta row appended by a PostgreSQL trigger and not folded yet.
+    delta: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+
+    __table_args__ = (
+        Index(
+            "ix_report_group_customers_delta",
+            "id",
+            sqlite_where=text("delta = 1"),
+            postgresql_where=text("delta = 1"),
+        ),
+        Index(
+            "ix_report_group_customers_key",
+            "owner_id",
+            "team_id",
+            "archived",
+            "unowned_lead",
+            "dimension",
+            "value",
+            "city",
+        ),
+    )
