@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 #: returns: about 1.5 s after a 100,000-customer load).
 WAL_AUTOCHECKPOINT_PAGES = 65536
 
+#: After a checkpoint has copied a log, the next writer starts it again from the beginning and
+#: cuts the file down to this size (SQLite leaves it at its largest otherwise).
+WAL_SIZE_LIMIT = 64 << 20
+
 
 def json_dumps(value: Any) -> str:
     """JSON for JSON columns: orjson (compact, UTF-8 text rather than ``\\u`` escapes, several
@@ -60,6 +64,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
 
 
@@ -76,19 +81,46 @@ class WalCheckpointer:
     once if anyone is in the way, so that the log's size says again how much is left to copy.
     The thread starts with the first commit and ends when the engine is disposed. A failed
     checkpoint is harmless (the log keeps the data) and is retried on the next commit.
+
+    A log of ``ceiling`` bytes or more (``WAL_AUTOCHECKPOINT_PAGES``: a load of hundreds of
+    thousands of records) is left to the committing connection, which copies it itself right
+    after its commit, as SQLite does by default: copied in the background, it would still be
+    copying while the first queries after the load run, and each of their page reads looks
+    through the whole log's index until the copy is done.
     """
 
-    def __init__(self, path: str, *, threshold: int = 4 << 20, idle: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        threshold: int = 4 << 20,
+        ceiling: int | None = None,
+        idle: float = 30.0,
+    ) -> None:
         self.path = path
         self.threshold = threshold
+        self._ceiling = ceiling
         self.idle = idle
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @property
+    def ceiling(self) -> int:
+        """Bytes of log from which the committing connection copies the log itself."""
+        if self._ceiling is None:
+            try:  # the page size is bytes 16-17 of the database header (1 means 65,536)
+                with open(self.path, "rb") as f:
+                    f.seek(16)
+                    size = int.from_bytes(f.read(2), "big")
+            except OSError:
+                return 4096 * WAL_AUTOCHECKPOINT_PAGES  # no file yet: not cached
+            self._ceiling = (65536 if size == 1 else size or 4096) * WAL_AUTOCHECKPOINT_PAGES
+        return self._ceiling
+
     def wake(self, *_: Any) -> None:
-        if self._stopped.is_set():
+        if self._stopped.is_set() or self.log_size() >= self.ceiling:
             return
         if self._thread is None:
             with self._lock:
@@ -133,8 +165,10 @@ class WalCheckpointer:
             return 0
 
     def checkpoint(self) -> bool:
-        """One checkpoint if the log is big enough; whether it was copied and emptied."""
-        if self.log_size() < self.threshold or not os.path.exists(self.path):
+        """One checkpoint if the log is big enough (and not too big: see ``ceiling``); whether
+        it was copied and emptied."""
+        size = self.log_size()
+        if not self.threshold <= size < self.ceiling or not os.path.exists(self.path):
             return False
         conn = sqlite3.connect(self.path, timeout=0, check_same_thread=False)
         try:

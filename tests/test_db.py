@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -13,6 +14,7 @@ from crm_core import customers as svc
 from crm_core.bulk import bulk_create_customers
 from crm_core.db import (
     WAL_AUTOCHECKPOINT_PAGES,
+    WAL_SIZE_LIMIT,
     Database,
     WalCheckpointer,
     json_dumps,
@@ -89,3 +91,46 @@ def test_a_checkpoint_never_waits_for_a_reader(tmp_path):
     reader.close()
     assert checkpointer.checkpoint() is True
     db.dispose()
+
+
+def test_a_log_past_the_ceiling_is_left_to_the_committing_connection(tmp_path):
+    path, db, background = _sqlite_file(tmp_path)
+    assert background.ceiling == 4096 * WAL_AUTOCHECKPOINT_PAGES  # 4 KiB pages: 256 MiB
+    background.threshold = 1 << 40  # the engine's own thread stays out of the way
+    rows = [{"name": f"Customer {i}"} for i in range(2000)]
+    with db.transaction() as s:
+        bulk_create_customers(s, actor=get_system_user(s), rows=rows, workers=1)
+    size = background.log_size()
+    assert size > 0
+    low = WalCheckpointer(str(path), threshold=0, ceiling=size)  # this log is "too big"
+    assert low.checkpoint() is False
+    low.wake()
+    assert low._thread is None  # not even started
+    assert background.log_size() == size  # nothing copied, the log still holds the rows
+    high = WalCheckpointer(str(path), threshold=0, ceiling=size + 1)
+    assert high.checkpoint() is True
+    assert high.log_size() == 0
+    db.dispose()
+
+
+def test_a_copied_log_is_cut_down_when_it_starts_again(tmp_path):
+    path, db, background = _sqlite_file(tmp_path)
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_size_limit")).scalar() == WAL_SIZE_LIMIT
+    db.dispose()
+    # what the limit does, with a 64 KiB limit instead of 64 MiB
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA journal_size_limit = 65536")
+    raw.execute("CREATE TABLE filler (x BLOB)")
+    raw.execute(
+        "INSERT INTO filler WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 2000) SELECT randomblob(1000) FROM n"
+    )
+    raw.commit()
+    assert os.path.getsize(f"{path}-wal") > 1 << 20
+    assert raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0] == 0  # all copied
+    assert os.path.getsize(f"{path}-wal") > 1 << 20  # ... but the file keeps its size
+    raw.execute("INSERT INTO filler VALUES (x'00')")  # the log starts again: cut down
+    raw.commit()
+    assert os.path.getsize(f"{path}-wal") <= 65536
+    raw.close()
