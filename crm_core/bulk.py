@@ -273,7 +273,7 @@ class _Params:
             return
         self.converters = []
         for key in self.keys:
-            proc = table.c[key].type.bind_processor(dialect)
+            proc: Callable[[Any], Any] | None = table.c[key].type.bind_processor(dialect)
             column_type = table.c[key].type
             try:  # a TypeDecorator's own python_type is its impl's
                 python_type = getattr(column_type, "impl_instance", column_type).python_type

@@ -17,10 +17,13 @@ import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.validate_email import CASE_INSENSITIVE_MAILBOX_NAMES
 from pypinyin import Style
-from pypinyin.core import _default_convert as _PINYIN_CONVERTER
+from pypinyin.converter import DefaultConverter
 from pypinyin.seg.simpleseg import seg as _pinyin_segments
 
 from crm_core.errors import InvalidInput
+
+#: pypinyin's default conversion (what ``lazy_pinyin`` uses), called per word below
+_PINYIN_CONVERTER = DefaultConverter()
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
