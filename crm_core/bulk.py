@@ -29,6 +29,7 @@ from crm_core.customers import (
     build_search_text,
 )
 from crm_core.customfields import list_definitions
+from crm_core.db import highest_rowid, trigger_set_aside
 from crm_core.errors import InvalidInput, PermissionDenied
 from crm_core.models import (
     AuditEntry,
@@ -44,6 +45,7 @@ from crm_core.models import (
     utcnow,
 )
 from crm_core.normalize import pinyin_key
+from crm_core.reports.customer_groups import customer_counts_set_aside
 from crm_core.settings import get_settings
 
 CHUNK = 5000
@@ -148,33 +150,6 @@ def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
     conn.execute(text(f'UPDATE "{name}" SET id = id WHERE 0'))  # take the write lock
     start = highest_rowid(conn, name)
     return list(range(start + 1, start + 1 + count))
-
-
-def highest_rowid(conn: Connection, table: str) -> int:
-    """The highest row id of ``table`` (0 when empty): one index look-up. It bounds the
-    row count from above, where ``count(*)`` of a table whose indexes are set aside reads
-    every row."""
-    return int(conn.execute(text(f'SELECT coalesce(max(rowid), 0) FROM "{table}"')).scalar() or 0)
-
-
-@contextmanager
-def trigger_set_aside(conn: Connection, name: str) -> Iterator[bool]:
-    """On SQLite, drop the trigger ``name`` for the block and create it again afterwards
-    (also after an error), inside the caller's transaction: SQLite's DDL is transactional and
-    the write lock is held throughout, so no other writer sees it away. Yields whether it was
-    set aside (``False`` on other databases or when there is no such trigger)."""
-    trigger_sql = None
-    if conn.dialect.name == "sqlite":
-        found = text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :n")
-        trigger_sql = conn.execute(found, {"n": name}).scalar()
-    if trigger_sql is None:
-        yield False
-        return
-    conn.execute(text(f'DROP TRIGGER "{name}"'))
-    try:
-        yield True
-    finally:
-        conn.execute(text(trigger_sql))
 
 
 @contextmanager
@@ -691,6 +666,7 @@ def _write(
             gc_paused(),
             _indexes_rebuilt(session, rebuilt, len(rows)),
             batched_search_index(session) as index_search_text,
+            customer_counts_set_aside(session),  # the report counts, in one statement
         ):
             for chunk in prepared:
                 if savepoint is not None and (invalid or chunk.errors):

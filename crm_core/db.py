@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.settings import get_settings
@@ -179,6 +179,38 @@ class WalCheckpointer:
             return not busy
         finally:
             conn.close()
+
+
+def highest_rowid(conn: Connection, table: str) -> int:
+    """The highest row id of ``table`` (0 when empty): one index look-up. It bounds the
+    row count from above, where ``count(*)`` of a table whose indexes are set aside reads
+    every row."""
+    return int(conn.execute(text(f'SELECT coalesce(max(rowid), 0) FROM "{table}"')).scalar() or 0)
+
+
+@contextmanager
+def trigger_set_aside(conn: Connection, name: str) -> Iterator[bool]:
+    """On SQLite, drop the trigger ``name`` for the block and create it again afterwards
+    (also after an error), inside the caller's transaction: SQLite's DDL is transactional and
+    the write lock is held throughout, so no other writer sees it away. Yields whether it was
+    set aside (``False`` on other databases or when there is no such trigger)."""
+    found = None
+    if conn.dialect.name == "sqlite":
+        query = text("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND name = :n")
+        found = conn.execute(query, {"n": name}).first()
+    if found is None:
+        yield False
+        return
+    table, trigger_sql = found
+    # Python's sqlite3 opens the transaction only at a write (INSERT, UPDATE, DELETE): a DROP
+    # before one would be committed at once. A write that changes nothing opens it and takes
+    # the write lock first.
+    conn.execute(text(f'UPDATE "{table}" SET rowid = rowid WHERE 0'))
+    conn.execute(text(f'DROP TRIGGER "{name}"'))
+    try:
+        yield True
+    finally:
+        conn.execute(text(trigger_sql))
 
 
 _checkpointers: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()

@@ -178,3 +178,57 @@ def test_an_invalid_row_in_a_late_chunk_undoes_the_chunks_already_written(
         created = bulk_create_customers(s, actor=staff.admin, rows=rows, workers=workers)
         assert len(created.ids) == 12
         assert len(svc.search_customers(s, actor=staff.admin, query="person", limit=50)) == 12
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bulk_load_keeps_the_report_customer_counts_exact(db, staff, monkeypatch, workers):
+    """The customer counts the distribution reports read (revision 0044) stay exact through a
+    bulk load, which on SQLite adds them in one statement with their insert trigger set
+    aside: customers already counted, new ones of the same and of new groups, an invalid row
+    skipped; the trigger is back afterwards and counts a later single insert."""
+    from sqlalchemy import text
+
+    from crm_core import bulk
+    from crm_core.reports.customer_groups import INSERT_TRIGGER, customer_count_differences
+
+    monkeypatch.setattr(bulk, "CHUNK", 7)
+    sqlite = db.engine.dialect.name == "sqlite"
+    set_aside = []  # the trigger's state seen by each insert of the load (SQLite)
+
+    def execute(self, conn, params):
+        found = text("SELECT count(*) FROM sqlite_master WHERE name = :n")
+        set_aside.append(sqlite and conn.execute(found, {"n": INSERT_TRIGGER}).scalar() == 0)
+        return real_execute(self, conn, params)
+
+    real_execute = bulk._Params.execute
+    monkeypatch.setattr(bulk._Params, "execute", execute)
+    with db.transaction() as s:
+        svc.create_customer(s, actor=staff.admin, data={"name": "Old", "industry": "零售"})
+    rows = [
+        {
+            "name": f"Person {i}",
+            "industry": ["零售", "制造", None][i % 3],
+            "province": "浙江省",
+            "city": ["杭州市", "宁波市"][i % 2],
+            "lifecycle_stage": ["lead", "customer"][i % 2],
+            "owner_id": [None, staff.sales1.id, staff.sales2.id][i % 3],
+        }
+        for i in range(40)
+    ]
+    rows[5]["name"] = ""  # skipped
+    with db.transaction() as s:
+        result = bulk_create_customers(
+            s, actor=staff.admin, rows=rows, skip_invalid=True, workers=workers
+        )
+        assert len(result.ids) == 39
+        assert set_aside and set(set_aside) == {sqlite}  # no row trigger during the writes
+        assert customer_count_differences(s) == []
+        if sqlite:
+            found = text("SELECT count(*) FROM sqlite_master WHERE name = :n")
+            assert s.execute(found, {"n": INSERT_TRIGGER}).scalar() == 1
+    with db.transaction() as s:
+        svc.create_customer(s, actor=staff.admin, data={"name": "Later", "industry": "制造"})
+    with db.transaction() as s:
+        assert customer_count_differences(s) == []
+        total = "SELECT sum(n) FROM report_group_customers WHERE dimension = 'industry'"
+        assert s.execute(text(total)).scalar() == 41

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from crm_core.db import highest_rowid, trigger_set_aside
 from crm_core.models import Customer
 from crm_core.models.reports import GroupCustomerCount
 from crm_core.reports._sql import dialect_of
@@ -151,30 +152,14 @@ def customer_counts_set_aside(session: Session) -> Iterator[None]:
     caller's transaction. Rows the block updates or deletes are still counted by their
     triggers. Elsewhere (PostgreSQL counts a whole statement at once) it does nothing."""
     conn = session.connection()
-    if conn.dialect.name != "sqlite":
+    with trigger_set_aside(conn, INSERT_TRIGGER) as aside:
+        before = highest_rowid(conn, "customers") if aside else 0
         yield
-        return
-    trigger_sql = conn.execute(
-        text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :n"),
-        {"n": INSERT_TRIGGER},
-    ).scalar()
-    if trigger_sql is None:
-        yield
-        return
-    before = conn.execute(text("SELECT coalesce(max(id), 0) FROM customers")).scalar() or 0
-    # Python's sqlite3 opens the transaction only at a write (INSERT, UPDATE, DELETE): DDL
-    # before one would commit at once, and an error later would roll back the trigger's
-    # re-creation but not its drop. A write that changes nothing opens it first.
-    conn.execute(text("UPDATE report_group_customers SET n = n WHERE 0"))
-    conn.execute(text(f"DROP TRIGGER {INSERT_TRIGGER}"))
-    try:
-        yield
-        # rows of one group key may already exist: add the new counts as rows of their own,
-        # then fold each key back into one row (SQLite keeps one row per key)
-        _add_counts(session, Customer.id > before)
-        _fold_sqlite(session)
-    finally:
-        conn.execute(text(trigger_sql))
+        if aside:
+            # rows of one group key may already exist: add the new counts as rows of their
+            # own, then fold each key back into one row (SQLite keeps one row per key)
+            _add_counts(session, Customer.id > before)
+            _fold_sqlite(session)
 
 
 def _fold_sqlite(session: Session) -> None:
