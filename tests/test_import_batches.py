@@ -228,6 +228,40 @@ def test_revert_removes_created_and_restores_updated(db, staff):
     assert _count(db) == 0
 
 
+def test_updates_share_new_tags_and_change_a_record_twice_in_one_chunk(db, staff):
+    """Updates of one chunk: a tag new to the database named by several records is made
+    once; a record two rows change (through different keys) takes both changes, one
+    version each; reverting restores it, and re-importing changes nothing."""
+    _import(
+        db,
+        staff.steward,
+        b"name,email,phone,tags\nAnn,ann@example.com,13800138001,a\nBen,ben@example.com,,\n",
+    )
+    ann, ben = _by_name(db, staff.admin, "Ann"), _by_name(db, staff.admin, "Ben")
+    data = (
+        b"name,email,phone,city,tags\n"
+        b"Ann,ann@example.com,,Rome,fresh\n"
+        b"Ben,ben@example.com,,Oslo,fresh;other\n"
+        b",,13800138001,,other\n"
+    )
+    batch = _import(db, staff.steward, data, match_key="auto")
+    assert (batch.created, batch.updated, batch.invalid) == (0, 3, 0)
+    ann2, ben2 = _by_name(db, staff.admin, "Ann"), _by_name(db, staff.admin, "Ben")
+    assert (ann2.city, ann2.tags) == ("Rome", ["a", "fresh", "other"])
+    assert (ben2.city, ben2.tags) == ("Oslo", ["fresh", "other"])
+    assert (ann2.version, ben2.version) == (ann.version + 2, ben.version + 1)
+    with db.transaction() as s:
+        from crm_core.models import Tag
+
+        names = sorted(s.scalars(select(Tag.name)))
+    assert names == ["a", "fresh", "other"]
+    assert _import(db, staff.steward, data).counts()["unchanged"] == 3
+    with db.transaction() as s:
+        revert_batch(s, actor=staff.steward, batch_id=batch.batch_id)
+    ann3, ben3 = _by_name(db, staff.admin, "Ann"), _by_name(db, staff.admin, "Ben")
+    assert (ann3.city, ann3.tags, ben3.city, ben3.tags) == (None, ["a"], None, [])
+
+
 def test_revert_is_refused_when_later_edits_make_it_unsafe(db, staff):
     batch = _import(db, staff.steward, b"name,email\nAnn,ann@example.com\nBen,ben@example.com\n")
     ann, ben = _by_name(db, staff.admin, "Ann"), _by_name(db, staff.admin, "Ben")

@@ -38,7 +38,7 @@ from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, literal_column, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
@@ -84,6 +84,8 @@ MAX_ISSUES = 1000
 #: Files with more rows to create than this skip the fuzzy duplicate check of the preview.
 DEDUPE_MAX_ROWS = 20_000
 _LOOKUP_CHUNK = 2000
+#: Chunks between two full collections of the garbage collector (see ``run_import``).
+FULL_COLLECT_EVERY = 4
 #: Tables whose rows belong to the customer and go with it when a created record is removed.
 _OWNED = frozenset({"customer_phones", "customer_emails", "customer_tags"})
 _FORMULA_PREFIX = ("'=", "'+", "'-", "'@")
@@ -245,10 +247,6 @@ def _shape_part(bounds: tuple[int, int]) -> list[_Shaped]:
         return _shape(_SHAPE_ARGS["rows"][start:end])
 
 
-def _content_hash(values: Sequence[str]) -> str:
-    return hashlib.sha256("\x1f".join(values).encode()).hexdigest()
-
-
 def _shape(part: Sequence[Sequence[str]]) -> list[_Shaped]:
     columns = _SHAPE_ARGS["columns"]
     owners = _SHAPE_ARGS["owners"]
@@ -256,7 +254,11 @@ def _shape(part: Sequence[Sequence[str]]) -> list[_Shaped]:
     key_kinds = _SHAPE_ARGS["keys"]
     out: list[_Shaped] = []
     for original in part:
-        values = [_neutral_text(v) for v in original]
+        text = "\x1f".join(original)
+        values: Sequence[str] = original
+        if "'" in text:  # only then can a cell hold an export's apostrophe
+            values = [_neutral_text(v) for v in original]
+            text = "\x1f".join(values)
         raw = cleaning.row_values(values, columns)
         data, errors = cleaning.to_customer_data(raw, owners=owners)
         keys: list[tuple[str, str]] = []
@@ -270,7 +272,7 @@ def _shape(part: Sequence[Sequence[str]]) -> list[_Shaped]:
             if not keys:
                 mapped = "\x1f".join(values[i] for i, _ in columns if i < len(values))
                 keys.append(("row", hashlib.sha256(mapped.encode()).hexdigest()))
-            content = _content_hash(values)
+            content = hashlib.sha256(text.encode()).hexdigest()
             data = _with_dates(data)
         out.append((data, errors, keys, content))
     return out
@@ -411,6 +413,22 @@ def _merge_groups(rows: list[_Row]) -> list[_Row]:
     return out
 
 
+def _one_of(conn: Any, name: str) -> Any:
+    """``IN`` a list passed as the parameter ``name`` (see ``_listed``): on SQLite one JSON
+    text walked by ``json_each`` (SQLAlchemy renders an expanding parameter's values one
+    bound name each, which cost more than SQLite's look-ups), elsewhere an expanding one."""
+    if conn.dialect.name == "sqlite":
+        return select(literal_column("value")).select_from(func.json_each(bindparam(name)))
+    return bindparam(name, expanding=True)
+
+
+def _listed(conn: Any, values: Sequence[Any]) -> Any:
+    """The value of a ``_one_of`` parameter."""
+    if conn.dialect.name == "sqlite":
+        return json.dumps(list(values), ensure_ascii=False)
+    return values
+
+
 class _Run:
     def __init__(
         self,
@@ -443,7 +461,10 @@ class _Run:
         self._reject_writer = csv.writer(self._rejects)
         self._reject_writer.writerow([*header, "line", "error"])
         self.created_rows: list[tuple[int, dict[str, Any]]] | None = []
-        self.created_ids: list[int] = []
+        # ids of the created customers while they are few (the duplicate check's); past
+        # that only their count, so that memory does not grow with the file
+        self.created_ids: list[int] | None = []
+        self.created_count = 0
         self.email_forms: dict[str, set[str]] = defaultdict(set)
         self.deferred = _DeferredIndexes(session)
         self.updated_ids: set[int] = set()
@@ -588,28 +609,28 @@ class _Run:
         """``{customer id: version}`` of ``ids`` (sorted)."""
         versions: dict[int, int] = {}
         conn = self.session.connection()
-        by_id = select(Customer.id, Customer.version).where(
-            Customer.id.in_(bindparam("ids", expanding=True))
-        )
+        by_id = select(Customer.id, Customer.version).where(Customer.id.in_(_one_of(conn, "ids")))
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             part = ids[start : start + _LOOKUP_CHUNK]
-            versions.update({cid: version for cid, version in conn.execute(by_id, {"ids": part})})
+            versions.update(
+                {cid: version for cid, version in conn.execute(by_id, {"ids": _listed(conn, part)})}
+            )
         return versions
 
     def _lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
         """``{key: customer ids}`` of live customers (visible to the actor) having the key.
 
-        Each kind's statement is built once with an expanding parameter and run through the
-        connection for each part of the values (building the ``IN`` list of literals and ORM
-        rows cost more than SQLite's lookups)."""
+        Each kind's statement is built once with a list parameter (``_one_of``) and run
+        through the connection for each part of the values (building the ``IN`` list of
+        literals and ORM rows cost more than SQLite's lookups)."""
         found: dict[tuple[str, str], set[int]] = defaultdict(set)
         by_kind: dict[str, set[str]] = defaultdict(set)
         for kind, value in keys:
             by_kind[kind].add(value)
         visible = visible_customers(self.actor)
-        values: Any = bindparam("values", expanding=True)
         self.session.flush()
         conn = self.session.connection()
+        values: Any = _one_of(conn, "values")
         for kind, wanted_set in by_kind.items():
             wanted = sorted(wanted_set)
             stmt: Any
@@ -657,12 +678,12 @@ class _Run:
                 part: list[Any] = wanted[start : start + _LOOKUP_CHUNK]
                 if kind == "email":
                     part = sorted({v for k in part for v in self.email_forms[k]} | set(part))
-                    for value, cid in conn.execute(stmt, {"values": part}):
+                    for value, cid in conn.execute(stmt, {"values": _listed(conn, part)}):
                         found[(kind, value.lower())].add(cid)
                     continue
                 if kind == "id":
                     part = [int(v) for v in part if len(v) < 18]
-                for value, cid in conn.execute(stmt, {"values": part}):
+                for value, cid in conn.execute(stmt, {"values": _listed(conn, part)}):
                     found[(kind, str(value))].add(cid)
         return found
 
@@ -691,14 +712,16 @@ class _Run:
                     "row_digest": row.fingerprint,
                 }
             )
-            self.created_ids.append(cid)
+            self.created_count += 1
             if self.first_created is None:
                 self.first_created = cid
             if self.created_rows is not None:
                 if len(self.created_rows) >= DEDUPE_MAX_ROWS:
-                    self.created_rows = None
+                    self.created_rows = self.created_ids = None
                 else:
                     self.created_rows.append((row.line, {"id": cid, **row.data}))
+                    assert self.created_ids is not None
+                    self.created_ids.append(cid)
         insert_many(self.session.connection(), ImportBatchRow.__table__, batch_rows)
 
     def _update(self, updates: list[tuple[_Row, int]]) -> None:
@@ -798,41 +821,83 @@ class _Run:
     ) -> None:
         """Validate and apply the updates (flushed); ``changed`` gets those that changed a
         record, ``kept`` those that changed nothing, ``search_before`` the search text before
-        of the changed records that are in the search index."""
-        for row, cid in rest:
-            customer = loaded[cid]
-            if customer.anonymised_at is not None:
-                self._skip(row, "customer", f"customer {cid} was anonymised (erased)")
-                continue
-            if customer.archived_at is not None:
-                self._skip(row, "customer", f"customer {cid} is archived; restore it first")
-                continue
-            merged = _merge_lists(customer, row.data)
-            try:
-                if "owner_id" in merged and merged["owner_id"] != customer.owner_id:
-                    _check_owner_change(self.actor, self.session, merged["owner_id"])
-                clean = self.validator.clean(merged, existing=customer)
-            except InvalidInput as exc:
-                self._invalid(row, exc.errors or {exc.field or "row": exc.message})
-                continue
-            prior = _prior(customer, clean)
-            if not prior:
-                self._done(row, "unchanged")
-                kept.append((row, customer))
-                continue
-            before = _snapshot(customer)
-            prior["version_before"] = customer.version
-            if self.deferred.indexed(customer.id):
-                search_before.setdefault(customer.id, customer.search_text)
-            _apply(self.session, customer, clean)
-            customer.updated_at = utcnow()  # an UPDATE (and a new version) even for tags only
-            changed.append((row, customer, prior, audit.diff(before, _snapshot(customer))))
+        of the changed records that are in the search index.
+
+        The session does not flush before each record's tag look-up (one flush per record
+        was most of an update's time): it flushes before a record it changed already (so
+        each change stays one new version) and before tags it has not yet seen stored (so
+        a tag made for an earlier record is found, not made twice)."""
+        stored_tags: set[str] = set()
+        pending_tags: set[str] = set()
+        unflushed: set[int] = set()
+        with self.session.no_autoflush:
+            for row, cid in rest:
+                self._apply_update(
+                    row,
+                    loaded[cid],
+                    changed,
+                    kept,
+                    search_before,
+                    (stored_tags, pending_tags, unflushed),
+                )
         self.session.flush()
+
+    def _apply_update(
+        self,
+        row: _Row,
+        customer: Customer,
+        changed: list[tuple[_Row, Customer, dict[str, Any], dict[str, list[Any]]]],
+        kept: list[tuple[_Row, Customer]],
+        search_before: dict[int, str | None],
+        flushing: tuple[set[str], set[str], set[int]],
+    ) -> None:
+        stored_tags, pending_tags, unflushed = flushing
+        cid = customer.id
+        if customer.anonymised_at is not None:
+            self._skip(row, "customer", f"customer {cid} was anonymised (erased)")
+            return
+        if customer.archived_at is not None:
+            self._skip(row, "customer", f"customer {cid} is archived; restore it first")
+            return
+        if cid in unflushed:
+            self._flush(flushing)  # the record as stored (defaults filled in) is compared
+        merged = _merge_lists(customer, row.data)
+        try:
+            if "owner_id" in merged and merged["owner_id"] != customer.owner_id:
+                _check_owner_change(self.actor, self.session, merged["owner_id"])
+            clean = self.validator.clean(merged, existing=customer)
+        except InvalidInput as exc:
+            self._invalid(row, exc.errors or {exc.field or "row": exc.message})
+            return
+        prior = _prior(customer, clean)
+        if not prior:
+            self._done(row, "unchanged")
+            kept.append((row, customer))
+            return
+        if not stored_tags.issuperset(clean.tags or ()):
+            self._flush(flushing)
+        before = _snapshot(customer)
+        prior["version_before"] = customer.version
+        if self.deferred.indexed(customer.id):
+            search_before.setdefault(customer.id, customer.search_text)
+        _apply(self.session, customer, clean)
+        customer.updated_at = utcnow()  # an UPDATE (and a new version) even for tags only
+        changed.append((row, customer, prior, audit.diff(before, _snapshot(customer))))
+        pending_tags.update(clean.tags or ())
+        unflushed.add(cid)
+
+    def _flush(self, flushing: tuple[set[str], set[str], set[int]]) -> None:
+        stored_tags, pending_tags, unflushed = flushing
+        self.session.flush()
+        stored_tags |= pending_tags
+        pending_tags.clear()
+        unflushed.clear()
 
     def _imported_content(self, ids: Sequence[int]) -> dict[int, tuple[set[str], int]]:
         """``{customer id: (fingerprints of committed import rows, version the last import
         left)}``."""
         out: dict[int, tuple[set[str], int]] = {}
+        conn = self.session.connection()
         stmt = (
             select(
                 ImportBatchRow.customer_id,
@@ -841,15 +906,14 @@ class _Run:
             )
             .join(ImportBatch, ImportBatch.id == ImportBatchRow.batch_id)
             .where(
-                ImportBatchRow.customer_id.in_(bindparam("ids", expanding=True)),
+                ImportBatchRow.customer_id.in_(_one_of(conn, "ids")),
                 ImportBatch.status == "committed",
                 ImportBatch.id != self.batch.id,  # earlier imports, not this one's rows
             )
         )
-        conn = self.session.connection()
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             part = ids[start : start + _LOOKUP_CHUNK]
-            for cid, fingerprint, version in conn.execute(stmt, {"ids": part}):
+            for cid, fingerprint, version in conn.execute(stmt, {"ids": _listed(conn, part)}):
                 seen, last = out.get(cid, (set(), 0))
                 if fingerprint:
                     seen.add(fingerprint)
@@ -1131,7 +1195,10 @@ def run_import(
                 del first
                 for number, (chunk, shaped) in enumerate(shaped_chunks):
                     if number:
-                        gc.collect(1)
+                        # now and then a full collection: cycles (ORM objects of updated
+                        # records among them) reach the oldest generation, which the
+                        # young collections never look at, and would pile up over a big file
+                        gc.collect(2 if number % FULL_COLLECT_EVERY == 0 else 1)
                     run.deferred.consider(run.report.total + len(chunk.rows))
                     run.process(chunk, shaped)
                     del chunk, shaped
@@ -1190,9 +1257,9 @@ def _duplicate_hints(session: Session, run: _Run) -> None:
     the same phone or e-mail exactly, then the fuzzy scores of the de-duplication engine."""
     report = run.report
     rows = run.created_rows
-    if not run.created_ids:
+    if not run.created_count:
         return
-    if rows is None:
+    if rows is None or run.created_ids is None:
         report.duplicates_note = (
             f"more than {DEDUPE_MAX_ROWS} new customers: run the duplicate review after the import"
         )
@@ -1263,11 +1330,9 @@ def _erased_flags(session: Session, run: _Run) -> None:
     from crm_core import privacy
     from crm_core.models import ErasureFingerprint
 
-    if not run.created_ids or session.scalar(select(ErasureFingerprint.id).limit(1)) is None:
+    if not run.created_count or session.scalar(select(ErasureFingerprint.id).limit(1)) is None:
         return
-    ids = sorted(run.created_ids)
-    for start in range(0, len(ids), _LOOKUP_CHUNK):
-        part = ids[start : start + _LOOKUP_CHUNK]
+    for part in _created_ids(session, run.batch.id):
         phones: dict[int, list[str]] = defaultdict(list)
         emails: dict[int, list[str]] = defaultdict(list)
         for cid, value in session.execute(
@@ -1307,6 +1372,26 @@ def _erased_flags(session: Session, run: _Run) -> None:
                             "check the consent before keeping this record",
                         )
                     )
+
+
+def _created_ids(session: Session, batch_id: int) -> Iterator[list[int]]:
+    """The ids of the customers the batch created, ascending, ``_LOOKUP_CHUNK`` at a time."""
+    rows = ImportBatchRow
+    last = 0
+    while True:
+        part = list(
+            session.scalars(
+                select(rows.customer_id)
+                .where(rows.batch_id == batch_id, rows.action == "created")
+                .where(rows.customer_id > last)
+                .order_by(rows.customer_id)
+                .limit(_LOOKUP_CHUNK)
+            )
+        )
+        if not part:
+            return
+        yield part
+        last = part[-1]
 
 
 def _exact_matches(
