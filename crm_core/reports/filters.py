@@ -6,12 +6,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, select, true, union
 from sqlalchemy.orm import Session
 
 from crm_core.access import UNRESTRICTED_READERS, Actor, require
 from crm_core.customers import CustomerFilter, customer_query
-from crm_core.models import Customer, Tag, Team, User, customer_tags
+from crm_core.models import Customer, Role, Tag, Team, User, customer_tags
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,34 @@ def scoped(
     scope = customer_scope(session, actor=actor, filters=filters)
     if sees_every_live_customer(actor, filters):
         return stmt.where(not_merged(customer_id))
+    team = _team_customer_ids(session, actor, filters)
+    if team is not None:
+        # ``+ 0``: no index on the term, so the records are still read in the order the join
+        # read them (float sums such as a deal total depend on that order), each looked up in
+        # the set of ids instead of in the customers table
+        return stmt.where((customer_id + 0).in_(team), not_merged(customer_id))
     return stmt.join(Customer, Customer.id == customer_id).where(scope)
+
+
+def _team_customer_ids(session: Session, actor: Actor, filters: ReportFilter | None) -> Any:
+    """On SQLite, for a manager and no customer filter: the ids of the customers of their team
+    or their own (``access.visible_customers`` without its merged test, which ``scoped`` adds
+    with ``not_merged``), read from the team and owner indexes alone. Joining the customers
+    looked up each record's wide row (a random page) per deal, ticket or order: 300,000 deals
+    read most of the customers table. ``None`` otherwise."""
+    f = filters or ReportFilter()
+    narrowed = (f.owner_id, f.team_id, f.tag, f.province, f.city)
+    if (
+        session.get_bind().dialect.name != "sqlite"
+        or actor.role != Role.MANAGER
+        or any(v is not None and v != "" for v in narrowed)
+        or not f.include_archived
+    ):
+        return None
+    own = select(Customer.id).where(Customer.owner_id == actor.id)
+    if actor.team_id is None:
+        return own
+    return union(select(Customer.id).where(Customer.team_id == actor.team_id), own)
 
 
 def in_range(column: Any, filters: ReportFilter | None) -> list[ColumnElement[bool]]:
