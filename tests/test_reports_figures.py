@@ -103,3 +103,64 @@ def test_png_export_through_kaleido(db, staff, data):
         result = reports.run_report(s, actor=staff.admin, key="revenue")
     png = reports.to_png(result.figure, width=600, height=400)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+@pytest.mark.parametrize("who", ["admin", "manager", "sales1"])
+def test_the_dashboard_computes_rfm_beside_the_other_reports_with_the_same_results(
+    db, staff, data, monkeypatch, who
+):
+    """RFM runs in a thread on a session of its own (same engine, same database) while the
+    others run in the caller's session: every frame equals the report run alone, for each
+    role's access rules."""
+    import dataclasses
+    import threading
+
+    from crm_core.reports import dashboard
+
+    actor = getattr(staff, who)
+    threads: dict[str, str] = {}
+    for key in dashboard.DASHBOARD:
+        spec = dashboard.REPORTS[key]
+
+        def compute(session, _compute=spec.compute, _key=key, **kwargs):
+            threads[_key] = threading.current_thread().name
+            return _compute(session, **kwargs)
+
+        monkeypatch.setitem(dashboard.REPORTS, key, dataclasses.replace(spec, compute=compute))
+    with db.transaction() as s:
+        results = reports.build_dashboard(s, actor=actor, now=NOW)
+        ran_in = dict(threads)
+        alone = {k: reports.run_report(s, actor=actor, key=k, now=NOW) for k in reports.DASHBOARD}
+    assert [r.key for r in results] == list(reports.DASHBOARD)
+    for result in results:
+        pd.testing.assert_frame_equal(result.frame, alone[result.key].frame)
+        assert result.figure.layout.title.text == alone[result.key].figure.layout.title.text
+    assert len(results[reports.DASHBOARD.index("rfm")].frame) > 0
+    main = threading.current_thread().name
+    assert ran_in["rfm"].startswith("crm-dashboard")
+    assert {k for k, name in ran_in.items() if name == main} == set(reports.DASHBOARD) - {"rfm"}
+
+
+def test_the_dashboard_on_a_single_connection_computes_everything_in_the_caller(
+    db, staff, data, monkeypatch
+):
+    """A session bound to one connection (its own uncommitted writes visible only there)
+    cannot share its database with another session: everything runs in the caller."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from crm_core.reports import dashboard
+
+    seen: set[str] = set()
+    real = dashboard._frame
+
+    def frame(*args, **kwargs):
+        seen.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dashboard, "_frame", frame)
+    with db.engine.connect() as conn, Session(bind=conn) as s:
+        results = reports.build_dashboard(s, actor=staff.admin, now=NOW)
+    assert [r.key for r in results] == list(reports.DASHBOARD)
+    assert seen == {threading.current_thread().name}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor, require
@@ -129,6 +132,37 @@ DASHBOARD = (
 )
 
 
+def _spec(key: str) -> ReportSpec:
+    spec = REPORTS.get(key)
+    if spec is None:
+        raise InvalidInput(f"unknown report '{key}' (one of {', '.join(REPORTS)})", field="report")
+    return spec
+
+
+def _frame(
+    session: Session,
+    spec: ReportSpec,
+    *,
+    actor: Actor,
+    filters: ReportFilter | None,
+    now: datetime | None,
+) -> tuple[pd.DataFrame, float]:
+    """The report's frame and the seconds its database work took."""
+    require(actor, "reports.read")
+    kwargs: dict[str, Any] = {"actor": actor, "filters": filters}
+    if spec.takes_now:
+        kwargs["now"] = now
+    started = time.perf_counter()
+    analytics_settings(session)
+    df = spec.compute(session, **kwargs)
+    return df, time.perf_counter() - started
+
+
+def _result(spec: ReportSpec, df: pd.DataFrame, seconds: float, locale: str | None) -> ReportResult:
+    title = translator(locale, "reports")(spec.title)
+    return ReportResult(spec.key, title, df, spec.draw(df, locale), seconds)
+
+
 def run_report(
     session: Session,
     *,
@@ -139,19 +173,28 @@ def run_report(
     now: datetime | None = None,
 ) -> ReportResult:
     """Compute one report of ``REPORTS`` (frame and figure) for the actor."""
-    spec = REPORTS.get(key)
-    if spec is None:
-        raise InvalidInput(f"unknown report '{key}' (one of {', '.join(REPORTS)})", field="report")
-    require(actor, "reports.read")
-    kwargs: dict[str, Any] = {"actor": actor, "filters": filters}
-    if spec.takes_now:
-        kwargs["now"] = now
-    started = time.perf_counter()
-    analytics_settings(session)
-    df = spec.compute(session, **kwargs)
-    seconds = time.perf_counter() - started
-    title = translator(locale, "reports")(spec.title)
-    return ReportResult(key, title, df, spec.draw(df, locale), seconds)
+    spec = _spec(key)
+    df, seconds = _frame(session, spec, actor=actor, filters=filters, now=now)
+    return _result(spec, df, seconds, locale)
+
+
+#: Dashboard reports computed beside the others, on a connection of their own (the slowest).
+BESIDE = frozenset({"rfm"})
+
+
+def _own_engine(session: Session) -> Engine | None:
+    """The session's engine when another connection of it reads the same database (a
+    SQLite file or a server), else ``None`` (an in-memory SQLite database, a session bound to
+    one connection)."""
+    bind = session.get_bind()
+    if not isinstance(bind, Engine):
+        return None
+    url = bind.url
+    if url.get_backend_name() == "sqlite":
+        name = url.database or ""
+        if not name or name == ":memory:" or "mode=memory" in str(url):
+            return None
+    return bind
 
 
 def build_dashboard(
@@ -163,8 +206,38 @@ def build_dashboard(
     now: datetime | None = None,
     keys: Sequence[str] = DASHBOARD,
 ) -> list[ReportResult]:
-    """Every dashboard report for the actor and filters, in display order."""
-    return [
-        run_report(session, actor=actor, key=k, filters=filters, locale=locale, now=now)
-        for k in keys
-    ]
+    """Every dashboard report for the actor and filters, in display order.
+
+    The reports of ``BESIDE`` (RFM, the slowest) are computed at the same time as the others,
+    in a thread with a session of its own on the same engine, when there is one (see
+    ``_own_engine``): the database works on both cores. That session reads what is committed
+    (a dashboard reads only). Figures are all drawn in the calling thread."""
+    specs = [_spec(k) for k in keys]
+    require(actor, "reports.read")
+    engine = _own_engine(session)
+    beside = [spec for spec in specs if spec.key in BESIDE] if engine is not None else []
+    frames: dict[str, tuple[pd.DataFrame, float]] = {}
+    if beside:
+        assert engine is not None
+        # the thread never touches the caller's objects: a plain copy of who acts
+        who = SimpleNamespace(
+            id=actor.id, username=actor.username, role=actor.role, team_id=actor.team_id
+        )
+
+        def compute_beside() -> dict[str, tuple[pd.DataFrame, float]]:
+            with Session(engine) as own, own.begin():
+                return {
+                    spec.key: _frame(own, spec, actor=who, filters=filters, now=now)
+                    for spec in beside
+                }
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-dashboard") as pool:
+            future = pool.submit(compute_beside)
+            for spec in specs:
+                if spec not in beside:
+                    frames[spec.key] = _frame(session, spec, actor=actor, filters=filters, now=now)
+            frames.update(future.result())
+    else:
+        for spec in specs:
+            frames[spec.key] = _frame(session, spec, actor=actor, filters=filters, now=now)
+    return [_result(spec, *frames[spec.key], locale) for spec in specs]
