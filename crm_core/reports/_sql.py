@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -83,3 +83,37 @@ def id_values(ids: Iterable[int], dialect: str) -> Any:
         each = func.json_each(literal(json.dumps(values), String)).table_valued("value")
         return select(each.c.value)
     return select(func.unnest(literal(values, ARRAY(Integer))))
+
+
+def fold_deltas(session: Session, table: str, key: Sequence[str], sums: Sequence[str]) -> None:
+    """Fold the rows of each ``key`` of a group-count ``table`` into one, summing ``sums``
+    and dropping keys whose sums are all zero (PostgreSQL: writers append signed delta rows,
+    ``delta = 1``, that readers fold). Safe beside concurrent writers: they only insert, and
+    rows they add meanwhile are left for later. Nothing to do on SQLite (one row per key)."""
+    if dialect_of(session) != "postgresql":
+        return
+    keys, values = ", ".join(key), ", ".join(sums)
+    totals = ", ".join(f"sum({c})" for c in sums)
+    nonzero = " OR ".join(f"sum({c}) <> 0" for c in sums)
+    session.execute(
+        text(
+            f"WITH gone AS (DELETE FROM {table} RETURNING {keys}, {values})"
+            f" INSERT INTO {table} ({keys}, {values}, delta)"
+            f" SELECT {keys}, {totals}, 0 FROM gone GROUP BY {keys} HAVING {nonzero}"
+        )
+    )
+
+
+def count_differences(session: Session, stored: Any, expected: Any) -> list[tuple[Any, Any, Any]]:
+    """``(key, stored, expected)`` where two ``SELECT``s of ``key columns..., count`` rows
+    disagree (zero counts count as absent): a stored group count against its recount."""
+
+    def counts(stmt: Any) -> dict[tuple[Any, ...], int]:
+        return {tuple(r[:-1]): int(r[-1]) for r in session.execute(stmt) if int(r[-1])}
+
+    have, want = counts(stored), counts(expected)
+    return [
+        (key, have.get(key), want.get(key))
+        for key in sorted(set(have) | set(want), key=repr)
+        if have.get(key) != want.get(key)
+    ]

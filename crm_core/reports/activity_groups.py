@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, text
+from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from crm_core.models import Customer, GroupActivityCount, Interaction
-from crm_core.reports._sql import dialect_of, month_key
+from crm_core.reports._sql import count_differences, dialect_of, fold_deltas, month_key
 from crm_core.reports.groups import FOLD_AFTER, group_columns
 
 _KEY = ("owner_id", "team_id", "archived", "unowned_lead", "month", "user_id", "kind")
@@ -43,18 +43,8 @@ def activity_sums(
 
 
 def compact_group_activity(session: Session) -> None:
-    """Fold the rows of each key into one (PostgreSQL appends signed deltas). Safe beside
-    concurrent writers: they only insert, and rows they add meanwhile are left for later."""
-    if dialect_of(session) != "postgresql":
-        return
-    key = ", ".join(_KEY)
-    session.execute(
-        text(
-            f"WITH gone AS (DELETE FROM report_group_activity RETURNING {key}, n)"
-            f" INSERT INTO report_group_activity ({key}, n, delta)"
-            f" SELECT {key}, sum(n), 0 FROM gone GROUP BY {key} HAVING sum(n) <> 0"
-        )
-    )
+    """Fold the rows of each key into one (``fold_deltas``)."""
+    fold_deltas(session, "report_group_activity", _KEY, ("n",))
 
 
 def expected_group_activity(session: Session) -> Any:
@@ -81,17 +71,8 @@ def activity_differences(session: Session) -> list[tuple[Any, Any, Any]]:
     expected)`` rows (empty when they are exact)."""
     g = GroupActivityCount
     keys = [getattr(g, k) for k in _KEY]
-    stored = {
-        tuple(r[:7]): int(r[7])
-        for r in session.execute(select(*keys, func.sum(g.n)).group_by(*keys))
-        if int(r[7])
-    }
-    expected = {tuple(r[:7]): int(r[7]) for r in session.execute(expected_group_activity(session))}
-    return [
-        (key, stored.get(key), expected.get(key))
-        for key in sorted(set(stored) | set(expected), key=repr)
-        if stored.get(key) != expected.get(key)
-    ]
+    stored = select(*keys, func.sum(g.n)).group_by(*keys)
+    return count_differences(session, stored, expected_group_activity(session))
 
 
 def rebuild_group_activity(session: Session) -> None:

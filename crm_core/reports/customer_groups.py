@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from crm_core.db import highest_rowid, trigger_set_aside
 from crm_core.models import Customer
 from crm_core.models.reports import GroupCustomerCount
-from crm_core.reports._sql import dialect_of
+from crm_core.reports._sql import count_differences, dialect_of, fold_deltas
 from crm_core.reports.groups import FOLD_AFTER, group_columns
 
 _KEY = ("owner_id", "team_id", "archived", "unowned_lead", "dimension", "value", "city")
@@ -71,18 +71,8 @@ def customer_sums(session: Session, by: str, scope: ColumnElement[bool]) -> list
 
 
 def compact_customer_counts(session: Session) -> None:
-    """Fold the rows of each key into one (PostgreSQL appends signed deltas). Safe beside
-    concurrent writers: they only insert, and rows they add meanwhile are left for later."""
-    if dialect_of(session) != "postgresql":
-        return
-    key = ", ".join(_KEY)
-    session.execute(
-        text(
-            f"WITH gone AS (DELETE FROM report_group_customers RETURNING {key}, n)"
-            f" INSERT INTO report_group_customers ({key}, n, delta)"
-            f" SELECT {key}, sum(n), 0 FROM gone GROUP BY {key} HAVING sum(n) <> 0"
-        )
-    )
+    """Fold the rows of each key into one (``fold_deltas``)."""
+    fold_deltas(session, "report_group_customers", _KEY, ("n",))
 
 
 def expected_customer_counts(session: Session, *where: Any) -> Any:
@@ -117,17 +107,8 @@ def customer_count_differences(session: Session) -> list[tuple[Any, Any, Any]]:
     expected)`` rows (empty when they are exact)."""
     g = GroupCustomerCount
     keys = [getattr(g, k) for k in _KEY]
-    stored = {
-        tuple(r[:7]): int(r[7])
-        for r in session.execute(select(*keys, func.sum(g.n)).group_by(*keys))
-        if int(r[7])
-    }
-    expected = {tuple(r[:7]): int(r[7]) for r in session.execute(expected_customer_counts(session))}
-    return [
-        (key, stored.get(key), expected.get(key))
-        for key in sorted(set(stored) | set(expected), key=repr)
-        if stored.get(key) != expected.get(key)
-    ]
+    stored = select(*keys, func.sum(g.n)).group_by(*keys)
+    return count_differences(session, stored, expected_customer_counts(session))
 
 
 def _add_counts(session: Session, *where: Any) -> None:

@@ -24,7 +24,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     true,
     union_all,
 )
@@ -33,7 +32,7 @@ from sqlalchemy.orm import Session
 from crm_core.access import UNRESTRICTED_READERS, Actor
 from crm_core.models import Customer, CustomerOrderMonth, CustomerOrderTotals, GroupCount, Role
 from crm_core.models.customers import Lifecycle
-from crm_core.reports._sql import days_between, dialect_of, month_key, month_key_after
+from crm_core.reports._sql import days_between, dialect_of, fold_deltas, month_key, month_key_after
 from crm_core.reports.filters import ReportFilter, customer_scope
 
 #: What ``GroupCount.kind`` counts (``k1``/``k2`` are ``'YYYY-MM'`` months, ``''`` unused).
@@ -117,21 +116,8 @@ def group_sums(
 
 
 def compact_group_counts(session: Session) -> None:
-    """Fold the rows of each key into one (PostgreSQL appends signed deltas). Safe beside
-    concurrent writers: they only insert, and rows they add meanwhile are left for later."""
-    if dialect_of(session) != "postgresql":
-        return
-    key = ", ".join(_KEY)
-    session.execute(
-        text(
-            f"WITH gone AS (DELETE FROM report_group_counts RETURNING {key},"
-            " orders, revenue_cents, n)"
-            f" INSERT INTO report_group_counts ({key}, orders, revenue_cents, n, delta)"
-            f" SELECT {key}, sum(orders), sum(revenue_cents), sum(n), 0 FROM gone"
-            f" GROUP BY {key}"
-            " HAVING sum(n) <> 0 OR sum(orders) <> 0 OR sum(revenue_cents) <> 0"
-        )
-    )
+    """Fold the rows of each key into one (``fold_deltas``)."""
+    fold_deltas(session, "report_group_counts", _KEY, ("orders", "revenue_cents", "n"))
 
 
 def group_columns() -> list[Any]:

@@ -21,13 +21,12 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
 )
 from sqlalchemy.orm import Session
 
 from crm_core.models import Customer, CustomerOrderLine, GroupLineCount, Order
 from crm_core.reports._common import counted_order
-from crm_core.reports._sql import dialect_of, month_key
+from crm_core.reports._sql import dialect_of, fold_deltas, month_key
 from crm_core.reports.groups import FOLD_AFTER, group_columns
 
 _KEY = ("owner_id", "team_id", "archived", "unowned_lead", "month", "line")
@@ -66,21 +65,8 @@ def line_sums(session: Session, scope: ColumnElement[bool], *where: Any) -> list
 
 
 def compact_group_lines(session: Session) -> None:
-    """Fold the rows of each key into one (PostgreSQL appends signed deltas). Safe beside
-    concurrent writers: they only insert, and rows they add meanwhile are left for later."""
-    if dialect_of(session) != "postgresql":
-        return
-    key = ", ".join(_KEY)
-    session.execute(
-        text(
-            f"WITH gone AS (DELETE FROM report_group_lines RETURNING {key},"
-            " orders, revenue_cents, n)"
-            f" INSERT INTO report_group_lines ({key}, orders, revenue_cents, n, delta)"
-            f" SELECT {key}, sum(orders), sum(revenue_cents), sum(n), 0 FROM gone"
-            f" GROUP BY {key}"
-            " HAVING sum(n) <> 0 OR sum(orders) <> 0 OR sum(revenue_cents) <> 0"
-        )
-    )
+    """Fold the rows of each key into one (``fold_deltas``)."""
+    fold_deltas(session, "report_group_lines", _KEY, ("orders", "revenue_cents", "n"))
 
 
 def raw_customer_lines(session: Session) -> Any:
