@@ -1400,8 +1400,9 @@ def _exact_matches(
     """``(created id, other id, reason)`` for records sharing a phone or an e-mail."""
     visible = visible_customers(actor)
     for model, reason in ((CustomerPhone, "same phone"), (CustomerEmail, "same e-mail")):
-        mine = aliased(model)
-        other = aliased(model)
+        # the two models differ in their key column, which mypy cannot tell from ``model``
+        mine: Any = aliased(model)
+        other: Any = aliased(model)
         # plain equality keeps the indexes in use (domains are stored lower-cased)
         mine_col = mine.e164 if model is CustomerPhone else mine.email
         other_col = other.e164 if model is CustomerPhone else other.email
@@ -1437,12 +1438,12 @@ def _existing_candidates(session: Session, run: _Run, created: set[int]) -> Any:
     ):
         ordered = sorted(values)
         for start in range(0, len(ordered), _LOOKUP_CHUNK):
-            stmt = select(owner).where(column.in_(ordered[start : start + _LOOKUP_CHUNK]))
+            stmt: Any = select(owner).where(column.in_(ordered[start : start + _LOOKUP_CHUNK]))
             ids.update(session.scalars(stmt))
     ids -= created
     if not ids:
         return pd.DataFrame()
-    records = []
+    records: list[Any] = []
     ordered_ids = sorted(ids)[:50_000]
     for start in range(0, len(ordered_ids), _LOOKUP_CHUNK):
         stmt = select(
