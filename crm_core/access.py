@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, false, or_, true
+from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, false, or_, select, true, union
 
 from crm_core.errors import PermissionDenied
 from crm_core.models import Customer, Lifecycle, Role
@@ -125,13 +125,30 @@ def visible_customers(actor: Actor) -> ColumnElement[bool]:
     if actor.role in UNRESTRICTED_READERS:
         return base
     if actor.role == Role.MANAGER:
-        if actor.team_id is None:
-            return and_(base, Customer.owner_id == actor.id)
-        return and_(base, or_(Customer.team_id == actor.team_id, Customer.owner_id == actor.id))
+        return and_(base, or_(*manager_sees(actor)))
     if actor.role == Role.SALES:
         unowned_lead = and_(Customer.owner_id.is_(None), Customer.lifecycle_stage == Lifecycle.LEAD)
         return and_(base, or_(Customer.owner_id == actor.id, unowned_lead))
     return false()
+
+
+def manager_sees(actor: Actor) -> list[ColumnElement[bool]]:
+    """The manager's rule in parts: conditions on ``Customer``, any one of which lets the
+    manager see a customer that is not merged into another (their team's, when they have a
+    team, and their own). ``visible_customers`` and ``manager_customer_ids`` both use it."""
+    parts: list[ColumnElement[bool]] = []
+    if actor.team_id is not None:
+        parts.append(Customer.team_id == actor.team_id)
+    parts.append(Customer.owner_id == actor.id)
+    return parts
+
+
+def manager_customer_ids(actor: Actor) -> Select[Any] | CompoundSelect[Any]:
+    """A ``SELECT`` of the ids of the customers a manager sees, without the merged test of
+    ``visible_customers`` (the caller adds it): one select per part of ``manager_sees`` (the
+    team index, the owner index), in a ``UNION`` when there are two."""
+    parts = [select(Customer.id).where(part) for part in manager_sees(actor)]
+    return parts[0] if len(parts) == 1 else union(*parts)
 
 
 def visible_to_users(users: Any, customers: Any = Customer) -> ColumnElement[bool]:
