@@ -18,14 +18,26 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeEngine
 
 from crm_core.settings import get_settings
 
@@ -51,6 +63,42 @@ def json_dumps(value: Any) -> str:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
         return json.dumps(value)
+
+
+def one_of(
+    dialect: Connection | str,
+    name: str,
+    *,
+    array_of: TypeEngine[Any] | None = None,
+    values: Iterable[Any] | None = None,
+) -> Any:
+    """The right side of ``column.in_(...)`` for a list of values (strings or integers) bound
+    as the one parameter ``name``, whose value is ``listed(dialect, values)``: one compiled
+    statement serves every list. ``dialect`` is a connection or its dialect's name.
+
+    On SQLite, ``SELECT value FROM json_each(:name)`` of one JSON text (SQLAlchemy renders an
+    expanding parameter's values one bound name each, which cost more than SQLite's look-ups).
+    On PostgreSQL, an expanding parameter; or, with ``array_of`` (the values' type), ``unnest``
+    of one array parameter, so that any number of values fits (an expanding one binds each).
+    ``values`` binds the list now, for a statement run elsewhere; otherwise pass
+    ``{name: listed(dialect, values)}`` when executing."""
+    bound: dict[str, Any] = {} if values is None else {"value": listed(dialect, values)}
+    if _dialect_name(dialect) == "sqlite":
+        return select(literal_column("value")).select_from(func.json_each(bindparam(name, **bound)))
+    if array_of is not None:
+        return select(func.unnest(bindparam(name, type_=ARRAY(array_of), **bound)))
+    return bindparam(name, expanding=True, **bound)
+
+
+def listed(dialect: Connection | str, values: Iterable[Any]) -> Any:
+    """The value of a ``one_of`` parameter: a JSON list on SQLite, a list elsewhere."""
+    if _dialect_name(dialect) == "sqlite":
+        return json.dumps(list(values), ensure_ascii=False)
+    return list(values)
+
+
+def _dialect_name(dialect: Connection | str) -> str:
+    return dialect if isinstance(dialect, str) else dialect.dialect.name
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

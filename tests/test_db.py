@@ -1,4 +1,5 @@
-"""Storage settings of crm_core.db: JSON columns and the background WAL checkpoint."""
+"""Storage settings of crm_core.db: JSON columns, lists bound as one parameter and the
+background WAL checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 import sqlite3
 import time
 
-from sqlalchemy import select, text
+from sqlalchemy import Integer, select, text
 
 from crm_core import customers as svc
 from crm_core.bulk import bulk_create_customers
@@ -18,9 +19,11 @@ from crm_core.db import (
     Database,
     WalCheckpointer,
     json_dumps,
+    listed,
+    one_of,
     wal_checkpointer,
 )
-from crm_core.models import AuditEntry
+from crm_core.models import AuditEntry, Customer
 from crm_core.users import get_system_user
 
 
@@ -44,6 +47,30 @@ def test_audit_changes_round_trip_through_the_json_column(db, staff):
         ).one()
         assert entry.changes["name"] == [None, "王伟"]
         assert entry.changes["city"] == [None, "深圳市"]
+
+
+def test_one_of_binds_a_list_of_strings_or_integers_as_one_parameter(db, staff):
+    with db.transaction() as s:
+        ids = {
+            name: svc.create_customer(s, actor=staff.admin, data={"name": name}).id
+            for name in ("王伟", "Alice", "Bob")
+        }
+    with db.transaction() as s:
+        conn = s.connection()
+        # one statement, each list passed when it runs
+        by_name = select(Customer.name, Customer.id).where(Customer.name.in_(one_of(conn, "names")))
+        for names in (["王伟", "Bob"], ["Alice"], [], ["nobody"]):
+            found = dict(conn.execute(by_name, {"names": listed(conn, names)}).all())
+            assert found == {n: ids[n] for n in names if n in ids}
+        by_id = select(Customer.id).where(Customer.id.in_(one_of(conn, "ids")))
+        assert list(conn.scalars(by_id, {"ids": listed(conn, [ids["Bob"], 0])})) == [ids["Bob"]]
+        # bound with the statement, as one array on PostgreSQL: more values than its 65,535
+        # parameters fit
+        many = [*range(-70_000, 0), ids["Alice"]]
+        bound = one_of(db.dialect, "many", array_of=Integer(), values=many)
+        assert list(s.scalars(select(Customer.id).where(Customer.id.in_(bound)))) == [ids["Alice"]]
+        outside = set(s.scalars(select(Customer.id).where(Customer.id.not_in(bound))))
+        assert outside == {ids["王伟"], ids["Bob"]}
 
 
 def _sqlite_file(tmp_path) -> tuple[str, Database, WalCheckpointer]:

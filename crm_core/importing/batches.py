@@ -38,7 +38,7 @@ from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import bindparam, delete, func, insert, literal_column, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
@@ -54,6 +54,7 @@ from crm_core.bulk import (
     trigger_set_aside,
 )
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
+from crm_core.db import listed, one_of
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.importing import cleaning, reading
 from crm_core.importing import mapping as mapping_mod
@@ -413,22 +414,6 @@ def _merge_groups(rows: list[_Row]) -> list[_Row]:
     return out
 
 
-def _one_of(conn: Any, name: str) -> Any:
-    """``IN`` a list passed as the parameter ``name`` (see ``_listed``): on SQLite one JSON
-    text walked by ``json_each`` (SQLAlchemy renders an expanding parameter's values one
-    bound name each, which cost more than SQLite's look-ups), elsewhere an expanding one."""
-    if conn.dialect.name == "sqlite":
-        return select(literal_column("value")).select_from(func.json_each(bindparam(name)))
-    return bindparam(name, expanding=True)
-
-
-def _listed(conn: Any, values: Sequence[Any]) -> Any:
-    """The value of a ``_one_of`` parameter."""
-    if conn.dialect.name == "sqlite":
-        return json.dumps(list(values), ensure_ascii=False)
-    return values
-
-
 class _Run:
     def __init__(
         self,
@@ -609,18 +594,18 @@ class _Run:
         """``{customer id: version}`` of ``ids`` (sorted)."""
         versions: dict[int, int] = {}
         conn = self.session.connection()
-        by_id = select(Customer.id, Customer.version).where(Customer.id.in_(_one_of(conn, "ids")))
+        by_id = select(Customer.id, Customer.version).where(Customer.id.in_(one_of(conn, "ids")))
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             part = ids[start : start + _LOOKUP_CHUNK]
             versions.update(
-                {cid: version for cid, version in conn.execute(by_id, {"ids": _listed(conn, part)})}
+                {cid: version for cid, version in conn.execute(by_id, {"ids": listed(conn, part)})}
             )
         return versions
 
     def _lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
         """``{key: customer ids}`` of live customers (visible to the actor) having the key.
 
-        Each kind's statement is built once with a list parameter (``_one_of``) and run
+        Each kind's statement is built once with a list parameter (``db.one_of``) and run
         through the connection for each part of the values (building the ``IN`` list of
         literals and ORM rows cost more than SQLite's lookups)."""
         found: dict[tuple[str, str], set[int]] = defaultdict(set)
@@ -630,7 +615,7 @@ class _Run:
         visible = visible_customers(self.actor)
         self.session.flush()
         conn = self.session.connection()
-        values: Any = _one_of(conn, "values")
+        values: Any = one_of(conn, "values")
         for kind, wanted_set in by_kind.items():
             wanted = sorted(wanted_set)
             stmt: Any
@@ -678,12 +663,12 @@ class _Run:
                 part: list[Any] = wanted[start : start + _LOOKUP_CHUNK]
                 if kind == "email":
                     part = sorted({v for k in part for v in self.email_forms[k]} | set(part))
-                    for value, cid in conn.execute(stmt, {"values": _listed(conn, part)}):
+                    for value, cid in conn.execute(stmt, {"values": listed(conn, part)}):
                         found[(kind, value.lower())].add(cid)
                     continue
                 if kind == "id":
                     part = [int(v) for v in part if len(v) < 18]
-                for value, cid in conn.execute(stmt, {"values": _listed(conn, part)}):
+                for value, cid in conn.execute(stmt, {"values": listed(conn, part)}):
                     found[(kind, str(value))].add(cid)
         return found
 
@@ -906,14 +891,14 @@ class _Run:
             )
             .join(ImportBatch, ImportBatch.id == ImportBatchRow.batch_id)
             .where(
-                ImportBatchRow.customer_id.in_(_one_of(conn, "ids")),
+                ImportBatchRow.customer_id.in_(one_of(conn, "ids")),
                 ImportBatch.status == "committed",
                 ImportBatch.id != self.batch.id,  # earlier imports, not this one's rows
             )
         )
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             part = ids[start : start + _LOOKUP_CHUNK]
-            for cid, fingerprint, version in conn.execute(stmt, {"ids": _listed(conn, part)}):
+            for cid, fingerprint, version in conn.execute(stmt, {"ids": listed(conn, part)}):
                 seen, last = out.get(cid, (set(), 0))
                 if fingerprint:
                     seen.add(fingerprint)

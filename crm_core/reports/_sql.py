@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, cast, func, literal, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Float, Integer, cast, func, literal, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -73,16 +71,6 @@ def days_between(start: Any, end: Any, dialect: str) -> ColumnElement[float]:
 def timestamp(value: datetime, dialect: str) -> Any:
     """A bound timestamp parameter usable inside date arithmetic."""
     return literal(value, UTCDateTime())
-
-
-def id_values(ids: Iterable[int], dialect: str) -> Any:
-    """A ``SELECT`` of the given integers bound as one value (not one parameter each, so any
-    number fits): ``unnest`` of an array on PostgreSQL, ``json_each`` of a list on SQLite."""
-    values = [int(i) for i in ids]
-    if dialect == "sqlite":
-        each = func.json_each(literal(json.dumps(values), String)).table_valued("value")
-        return select(each.c.value)
-    return select(func.unnest(literal(values, ARRAY(Integer))))
 
 
 def fold_deltas(session: Session, table: str, key: Sequence[str], sums: Sequence[str]) -> None:

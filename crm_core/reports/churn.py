@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
+    Integer,
     and_,
     case,
     func,
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
+from crm_core.db import one_of
 from crm_core.i18n import translator
 from crm_core.models import (
     Customer,
@@ -38,7 +40,6 @@ from crm_core.reports._common import counted_order, month_range, now_or, user_na
 from crm_core.reports._sql import (
     days_between,
     dialect_of,
-    id_values,
     month_key,
     month_key_after,
     timestamp,
@@ -351,17 +352,21 @@ def _risk_walk(
     orders dropped in that order, and, when there are fewer, the first ``limit`` with exactly
     one of the two. Both are found by walking the customers in that order (the index on the
     last contact), counting the orders of a step's customers only (indexed look-ups)."""
+    dialect = dialect_of(session)
     if limit <= 0:
-        return id_values([], dialect_of(session))
+        return one_of(dialect, "risk_candidates", array_of=Integer(), values=[])
     complainers = list(session.scalars(select(complaints.c.customer_id)))
-    quiet = Customer.id.not_in(id_values(complainers, dialect_of(session)))
+    quiet = Customer.id.not_in(
+        one_of(dialect, "risk_complainers", array_of=Integer(), values=map(int, complainers))
+    )
     hits = _walk_by_contact(session, [scope, quiet, silent], silent, windows, limit, "both")
     if hits is not None and len(hits) < limit:
         more = _walk_by_contact(session, [scope, quiet], silent, windows, limit, "one")
         hits = None if more is None else hits + more
     if hits is None:
         return None
-    return id_values(sorted({*hits, *complainers}), dialect_of(session))
+    ids = sorted({*hits, *complainers})
+    return one_of(dialect, "risk_candidates", array_of=Integer(), values=map(int, ids))
 
 
 def _walk_by_contact(
