@@ -1,5 +1,6 @@
 """crm_core stays free of UI packages: importing all of it loads no NiceGUI, ipywidgets or
-IPython."""
+IPython. Importing the bulk writer loads no Plotly (the reports package imports its modules
+on first use)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,23 @@ def test_crm_core_imports_no_ui_package() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "", f"crm_core pulled in: {proc.stdout.strip()}"
+
+
+def test_importing_bulk_loads_no_plotly_and_the_reports_names_still_resolve() -> None:
+    code = (
+        "import sys\n"
+        "import crm_core.bulk\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'plotly'))\n"
+        "from crm_core import reports\n"
+        "from crm_core.reports import ReportFilter, churn_risk, figures\n"
+        "from crm_core.reports.churn import churn_risk as churn_risk_itself\n"
+        "assert churn_risk is churn_risk_itself and figures is reports.figures\n"
+        "assert ReportFilter is reports.filters.ReportFilter\n"
+        "assert all(getattr(reports, name) is not None for name in reports.__all__)\n"
+        "print(reports.cohorts.__name__, 'plotly' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split("\n")[:2] == ["[]", "crm_core.reports.cohorts True"], proc.stdout
 
 
 def test_every_menu_title_has_a_chinese_translation() -> None:
