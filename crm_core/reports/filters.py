@@ -125,9 +125,8 @@ def _team_customer_ids(session: Session, actor: Actor, filters: ReportFilter | N
     """On SQLite, for a manager and no customer filter: the ids of the customers of their team
     or their own (``access.manager_customer_ids``: ``access.visible_customers`` without its
     merged test, which ``scoped`` adds with ``not_merged``), read from the team and owner
-    indexes alone. Joining the customers
-    looked up each record's wide row (a random page) per deal, ticket or order: 300,000 deals
-    read most of the customers table. ``None`` otherwise."""
+    indexes alone. Joining the customers looked up each record's wide row (a random page) per
+    deal, ticket or order: 300,000 deals read most of the customers table. ``None`` otherwise."""
     f = filters or ReportFilter()
     narrowed = (f.owner_id, f.team_id, f.tag, f.province, f.city)
     if (
