@@ -516,6 +516,64 @@ def test_reimport_with_keys_spread_over_chunks_changes_nothing(db, staff, monkey
         assert customer_service.search_customers(s, actor=staff.admin, query="13912345678")
 
 
+def _create_ann(db, staff) -> None:
+    """Ann, entered by hand (not by an import)."""
+    with db.transaction() as s:
+        customer_service.create_customer(
+            s,
+            actor=staff.admin,
+            data={"name": "Ann Lee", "emails": ["ann@example.com"], "city": "Paris"},
+        )
+
+
+def test_reimport_changes_nothing_when_a_later_row_changes_an_existing_customer(
+    db, staff, monkeypatch
+):
+    """A row that changes nothing in a customer that was there before the import, then a
+    later row of the same file (another chunk) that changes it: a re-import must not apply
+    the first row again (it would undo the second, which would then be applied again)."""
+    from crm_core.importing import reading
+
+    _create_ann(db, staff)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 1)
+    data = b"name,email,city\nAnn Lee,ann@example.com,Paris\nAnn Lee,ann@example.com,Lyon\n"
+    first = _import(db, staff.steward, data)
+    assert (first.created, first.updated, first.unchanged) == (0, 1, 1)
+    ann = _by_name(db, staff.admin, "Ann Lee")
+    assert ann.city == "Lyon"
+    with db.transaction() as s:
+        audits = s.scalar(select(func.count()).select_from(AuditEntry))
+    again = _import(db, staff.steward, data)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    after = _by_name(db, staff.admin, "Ann Lee")
+    assert (after.city, after.version) == ("Lyon", ann.version)
+    with db.transaction() as s:  # only the import's own entry, no customer change
+        assert s.scalar(select(func.count()).select_from(AuditEntry)) == audits + 1
+    # the first import's batch can still be reverted: only the later row changed Ann
+    with db.transaction() as s:
+        assert revert_check(s, actor=staff.steward, batch_id=first.batch_id) == []
+
+
+def test_an_import_that_changed_nothing_in_a_customer_does_not_block_its_revert(db, staff):
+    """Rows that changed nothing in customers the import did not otherwise touch are not
+    kept as the import's rows: a later edit of such a customer does not block the revert."""
+    _create_ann(db, staff)
+    data = b"name,email,city\nAnn Lee,ann@example.com,Paris\nBo Chen,bo@example.com,Oslo\n"
+    report = _import(db, staff.steward, data)
+    assert (report.created, report.unchanged) == (1, 1)
+    ann = _by_name(db, staff.admin, "Ann Lee")
+    with db.transaction() as s:
+        customer_service.update_customer(
+            s,
+            actor=staff.admin,
+            customer_id=ann.id,
+            changes={"city": "Nice"},
+            expected_version=ann.version,
+        )
+    with db.transaction() as s:
+        assert revert_check(s, actor=staff.steward, batch_id=report.batch_id) == []
+
+
 def test_rejected_import_in_chunks_leaves_the_database_as_it_was(db, staff, monkeypatch):
     from crm_core.importing import batches, reading
 

@@ -452,8 +452,7 @@ class _Run:
         self.created_count = 0
         self.email_forms: dict[str, set[str]] = defaultdict(set)
         self.deferred = _DeferredIndexes(session)
-        self.updated_ids: set[int] = set()
-        self.first_created: int | None = None  # ids from here on were created by this import
+        self.recorded_unchanged = False  # ``unchanged`` batch rows written (see ``_update``)
 
     # -- bookkeeping
 
@@ -698,8 +697,6 @@ class _Run:
                 }
             )
             self.created_count += 1
-            if self.first_created is None:
-                self.first_created = cid
             if self.created_rows is not None:
                 if len(self.created_rows) >= DEDUPE_MAX_ROWS:
                     self.created_rows = self.created_ids = None
@@ -732,9 +729,10 @@ class _Run:
         kept: list[tuple[_Row, Customer]] = []
         with _search_index_after(self.session) as search_before:
             self._apply_updates(rest, loaded, changed, kept, search_before)
-        # A row that changes nothing in a customer this import created or changed is
-        # recorded as well: when a later row of the file changes that customer again, a
-        # re-import knows that this row's content is in it (see the check above).
+        # A row that changes nothing is recorded as well: when a later row of the file
+        # changes that customer (also one that was there before the import), a re-import
+        # knows that this row's content is in it (see the check above). Those of customers
+        # the import changes nowhere go again at its end (``drop_idle_rows``).
         unchanged = [
             {
                 "batch_id": self.batch.id,
@@ -746,10 +744,10 @@ class _Run:
                 "row_digest": row.fingerprint,
             }
             for row, customer in kept
-            if self._touched(customer.id)
         ]
         if unchanged:
             self.session.execute(insert(ImportBatchRow), unchanged)
+            self.recorded_unchanged = True
         if not changed:
             self._forget(loaded.values())
             return
@@ -785,16 +783,27 @@ class _Run:
                 for row, customer, prior, _ in changed
             ],
         )
-        for row, customer, *_ in changed:
+        for row, *_ in changed:
             self._done(row, "updated")
-            self.updated_ids.add(customer.id)
         self._forget(loaded.values())
 
-    def _touched(self, customer_id: int) -> bool:
-        """Whether this import created or changed the customer (so far)."""
-        if customer_id in self.updated_ids:
-            return True
-        return self.first_created is not None and customer_id >= self.first_created
+    def drop_idle_rows(self) -> None:
+        """Forget the ``unchanged`` rows of customers this import neither created nor
+        changed: only the import's changes are its own (a revert would otherwise refuse when
+        such a customer is edited later, its version being checked)."""
+        if not self.recorded_unchanged:
+            return
+        rows = ImportBatchRow
+        touched = select(rows.customer_id).where(
+            rows.batch_id == self.batch.id, rows.action.in_(("created", "updated"))
+        )
+        self.session.execute(
+            delete(rows).where(
+                rows.batch_id == self.batch.id,
+                rows.action == "unchanged",
+                rows.customer_id.not_in(touched),
+            )
+        )
 
     def _apply_updates(
         self,
@@ -1187,6 +1196,7 @@ def run_import(
                     run.deferred.consider(run.report.total + len(chunk.rows))
                     run.process(chunk, shaped)
                     del chunk, shaped
+            run.drop_idle_rows()
             if options.check_duplicates:
                 _duplicate_hints(session, run)
             _erased_flags(session, run)
