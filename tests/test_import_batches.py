@@ -45,6 +45,18 @@ def _by_name(db, actor, name):
         return customer_service.get_customer(s, actor=actor, customer_id=cid)
 
 
+def _edit(db, actor, customer, **changes) -> None:
+    """``customer`` (as read) edited by hand."""
+    with db.transaction() as s:
+        customer_service.update_customer(
+            s,
+            actor=actor,
+            customer_id=customer.id,
+            changes=changes,
+            expected_version=customer.version,
+        )
+
+
 def test_gbk_file_from_chinese_excel_is_cleaned_on_the_way_in(db, staff):
     report = _import(db, staff.steward, GBK.read_bytes())
     assert report.counts() == {
@@ -371,14 +383,7 @@ def test_reimport_changes_nothing_when_a_person_spans_chunks(db, staff, monkeypa
         with db.transaction() as s:
             assert dict(s.execute(select(Customer.id, Customer.version)).all()) == versions
     # after someone edits Ann, the file's content applies again (it says something new)
-    with db.transaction() as s:
-        customer_service.update_customer(
-            s,
-            actor=staff.admin,
-            customer_id=ann.id,
-            changes={"city": "Nice"},
-            expected_version=ann.version,
-        )
+    _edit(db, staff.admin, ann, city="Nice")
     third = _import(db, staff.steward, data)
     assert (third.updated, third.unchanged) == (2, 3)  # both of Ann's rows apply again
     assert _by_name(db, staff.admin, "Ann Li").city == "Lyon"
@@ -408,15 +413,7 @@ def test_an_update_by_import_keeps_the_search_index(db, staff):
             s.execute(text("INSERT INTO customer_fts(customer_fts) VALUES ('integrity-check')"))
             triggers = s.scalars(text("SELECT name FROM sqlite_master WHERE type='trigger'"))
             assert "customer_fts_au" in set(triggers)  # back for every other writer
-    ann = _by_name(db, staff.admin, "Annabel Quist")
-    with db.transaction() as s:
-        customer_service.update_customer(
-            s,
-            actor=staff.admin,
-            customer_id=ann.id,
-            changes={"name": "Annabel Roux"},
-            expected_version=ann.version,
-        )
+    _edit(db, staff.admin, _by_name(db, staff.admin, "Annabel Quist"), name="Annabel Roux")
     assert names("Roux") == ["Annabel Roux"] and names("Quist") == []
 
 
@@ -561,15 +558,7 @@ def test_an_import_that_changed_nothing_in_a_customer_does_not_block_its_revert(
     data = b"name,email,city\nAnn Lee,ann@example.com,Paris\nBo Chen,bo@example.com,Oslo\n"
     report = _import(db, staff.steward, data)
     assert (report.created, report.unchanged) == (1, 1)
-    ann = _by_name(db, staff.admin, "Ann Lee")
-    with db.transaction() as s:
-        customer_service.update_customer(
-            s,
-            actor=staff.admin,
-            customer_id=ann.id,
-            changes={"city": "Nice"},
-            expected_version=ann.version,
-        )
+    _edit(db, staff.admin, _by_name(db, staff.admin, "Ann Lee"), city="Nice")
     with db.transaction() as s:
         assert revert_check(s, actor=staff.steward, batch_id=report.batch_id) == []
 
