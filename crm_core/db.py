@@ -261,6 +261,29 @@ def trigger_set_aside(conn: Connection, name: str) -> Iterator[bool]:
         conn.execute(text(trigger_sql))
 
 
+#: The page cache of a connection during a big write (an import), in KiB: 256 MiB.
+BIG_WRITE_CACHE_KIB = 262_144
+
+
+@contextmanager
+def larger_page_cache(conn: Connection, kib: int = BIG_WRITE_CACHE_KIB) -> Iterator[None]:
+    """On SQLite, a page cache of ``kib`` KiB on this connection for the block, the usual one
+    back afterwards (also after an error). A write of a million rows keeps indexes with
+    random keys (phones, e-mails) up to date: with the usual 64 MiB their pages left the cache
+    and were read back from the write-ahead log (a million-row import: 205 s against 247 s,
+    a fifth of its CPU in system calls against a third). Pages are only allocated when used,
+    so a small write costs nothing more."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{int(kib)}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or 0)}")
+
+
 _checkpointers: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
 
 

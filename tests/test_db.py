@@ -14,11 +14,13 @@ from sqlalchemy import Integer, select, text
 from crm_core import customers as svc
 from crm_core.bulk import bulk_create_customers
 from crm_core.db import (
+    BIG_WRITE_CACHE_KIB,
     WAL_AUTOCHECKPOINT_PAGES,
     WAL_SIZE_LIMIT,
     Database,
     WalCheckpointer,
     json_dumps,
+    larger_page_cache,
     listed,
     one_of,
     wal_checkpointer,
@@ -161,3 +163,47 @@ def test_a_copied_log_is_cut_down_when_it_starts_again(tmp_path):
     raw.commit()
     assert os.path.getsize(f"{path}-wal") <= 65536
     raw.close()
+
+
+def test_a_big_write_gets_a_larger_page_cache_and_gives_it_back(sqlite_db):
+    pages = "PRAGMA cache_size"
+    with sqlite_db.transaction() as s:
+        conn = s.connection()
+        usual = conn.exec_driver_sql(pages).scalar()
+        with larger_page_cache(conn, 100_000):
+            assert conn.exec_driver_sql(pages).scalar() == -100_000
+        assert conn.exec_driver_sql(pages).scalar() == usual
+        try:
+            with larger_page_cache(conn, 100_000):
+                raise RuntimeError("the write failed")
+        except RuntimeError:
+            pass
+        assert conn.exec_driver_sql(pages).scalar() == usual
+        assert usual != -100_000
+
+
+def test_an_import_runs_with_the_larger_page_cache(sqlite_db, monkeypatch):
+    from conftest import make_staff
+
+    from crm_core.importing import ImportOptions, batches, run_import
+
+    staff = make_staff(sqlite_db)
+    seen = []
+    original = batches._Run.process
+
+    def process(run, chunk, shaped):
+        seen.append(run.session.connection().exec_driver_sql("PRAGMA cache_size").scalar())
+        return original(run, chunk, shaped)
+
+    monkeypatch.setattr(batches._Run, "process", process)
+    with sqlite_db.transaction() as s:
+        usual = s.connection().exec_driver_sql("PRAGMA cache_size").scalar()
+        report = run_import(
+            s,
+            actor=staff.steward,
+            source=b"name,email\nAnn Lee,ann@example.com\n",
+            options=ImportOptions(),
+        )
+        assert report.created == 1
+        assert seen == [-BIG_WRITE_CACHE_KIB]
+        assert s.connection().exec_driver_sql("PRAGMA cache_size").scalar() == usual

@@ -53,7 +53,7 @@ from crm_core.bulk import (
     trigger_set_aside,
 )
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
-from crm_core.db import listed, one_of
+from crm_core.db import larger_page_cache, listed, one_of
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.importing import cleaning, reading
 from crm_core.importing import mapping as mapping_mod
@@ -1170,6 +1170,7 @@ def run_import(
             # and imported; it runs once between chunks instead (cycles are rare and young)
             with (
                 gc_paused(),
+                larger_page_cache(session.connection()),
                 closing(run.deferred),
                 closing(run.shaped_chunks(first, chunks)) as shaped_chunks,
             ):
