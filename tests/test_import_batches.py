@@ -486,6 +486,7 @@ def test_reimport_with_keys_spread_over_chunks_changes_nothing(db, staff, monkey
 
     monkeypatch.setattr(reading, "CHUNK_ROWS", 1)
     monkeypatch.setattr(batches, "DEFER_FROM_ROWS", 2)  # from the second chunk on
+    monkeypatch.setattr(batches, "DEFER_SEARCH_FROM_ROWS", 3)  # and the search index later
     before = _schema(db) if db.engine.dialect.name == "sqlite" else None
     first = _import(db, staff.steward, SPREAD)
     assert (first.created, first.updated, first.unchanged, first.invalid) == (3, 3, 1, 0)
@@ -569,6 +570,7 @@ def test_rejected_import_in_chunks_leaves_the_database_as_it_was(db, staff, monk
     _import(db, staff.steward, b"name,email\nAnn Lee,ann@example.com\n")
     monkeypatch.setattr(reading, "CHUNK_ROWS", 2)
     monkeypatch.setattr(batches, "DEFER_FROM_ROWS", 1)
+    monkeypatch.setattr(batches, "DEFER_SEARCH_FROM_ROWS", 1)
     before = _schema(db) if db.engine.dialect.name == "sqlite" else None
     rows = "".join(f"Person {i},p{i}@example.com\n" for i in range(9))
     data = f"name,email\n{rows}Bad,not-an-email\nAnn Lee,ann@example.com\n".encode()
