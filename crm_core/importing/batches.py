@@ -32,13 +32,13 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from crm_core import audit
@@ -85,6 +85,7 @@ MAX_ISSUES = 1000
 #: Files with more rows to create than this skip the fuzzy duplicate check of the preview.
 DEDUPE_MAX_ROWS = 20_000
 _LOOKUP_CHUNK = 2000
+_BATCH_ROWS = cast(Table, ImportBatchRow.__table__)
 #: Chunks between two full collections of the garbage collector (see ``run_import``).
 FULL_COLLECT_EVERY = 4
 #: Tables whose rows belong to the customer and go with it when a created record is removed.
@@ -704,7 +705,7 @@ class _Run:
                     self.created_rows.append((row.line, {"id": cid, **row.data}))
                     assert self.created_ids is not None
                     self.created_ids.append(cid)
-        insert_many(self.session.connection(), ImportBatchRow.__table__, batch_rows)
+        insert_many(self.session.connection(), _BATCH_ROWS, batch_rows)
 
     def _update(self, updates: list[tuple[_Row, int]]) -> None:
         ids = sorted({cid for _, cid in updates})
@@ -1289,14 +1290,14 @@ def _duplicate_hints(session: Session, run: _Run) -> None:
 
     for new, other, reason in _exact_matches(session, run.actor, sorted(created)):
         add(new, other, 1.0, reason)
+    fuzzy: Callable[..., Any] | None = None
     try:
         import pandas as pd
 
-        from crm_core.dedupe import find_duplicates
+        from crm_core.dedupe import find_duplicates as fuzzy
     except Exception as exc:  # the engine is optional here: a broken one must not stop imports
         report.duplicates_note = f"fuzzy duplicate check unavailable ({type(exc).__name__})"
-        find_duplicates = None
-    if find_duplicates is not None:
+    if fuzzy is not None:
         file_frame = pd.DataFrame(
             {
                 "id": [r["id"] for _, r in rows],
@@ -1314,9 +1315,7 @@ def _duplicate_hints(session: Session, run: _Run) -> None:
         )
         try:
             pairs = (
-                find_duplicates(
-                    frame.astype(object).where(frame.notna(), None), id_column="id"
-                ).pairs
+                fuzzy(frame.astype(object).where(frame.notna(), None), id_column="id").pairs
                 if len(frame) >= 3
                 else []
             )
