@@ -554,17 +554,28 @@ def secondary_indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
     return [(name, sql) for name, sql in found]
 
 
+@dataclass
+class SetAside:
+    """What a block that set indexes aside may decide before its end: ``rolled_back`` says
+    that the caller's transaction (or savepoint) is going to be rolled back, which brings the
+    dropped indexes back by itself, so building them again would be work thrown away."""
+
+    rolled_back: bool = False
+
+
 @contextmanager
-def indexes_set_aside(conn: Connection, indexes: Sequence[tuple[str, str]]) -> Iterator[None]:
+def indexes_set_aside(conn: Connection, indexes: Sequence[tuple[str, str]]) -> Iterator[SetAside]:
     """Drop the SQLite ``indexes`` (``(name, sql)``) for the block and create them again at
     its end, also after an error (the caller may still commit other work), inside the
-    caller's transaction, which holds the write lock."""
+    caller's transaction, which holds the write lock; not when the block marks the yielded
+    ``SetAside`` as ``rolled_back`` (a preview)."""
     for name, _ in indexes:
         conn.execute(text(f'DROP INDEX "{name}"'))
+    state = SetAside()
     try:
-        yield
+        yield state
     finally:
-        if indexes:
+        if indexes and not state.rolled_back:
             # SQLite sorts the keys of a new index in helper threads when allowed to
             threads = conn.exec_driver_sql("PRAGMA threads").scalar()
             conn.exec_driver_sql(f"PRAGMA threads = {max(2, os.cpu_count() or 1)}")

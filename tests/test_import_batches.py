@@ -514,6 +514,53 @@ def test_reimport_with_keys_spread_over_chunks_changes_nothing(db, staff, monkey
         assert customer_service.search_customers(s, actor=staff.admin, query="13912345678")
 
 
+def test_a_preview_does_not_build_the_indexes_its_rollback_brings_back(db, staff, monkeypatch):
+    """A big preview sets the secondary indexes and the search index aside like an import,
+    but does not build them again at its end (its savepoint's rollback restores them): the
+    counts are a commit's, the schema and the search index are as before, and only the
+    commit builds indexes."""
+    from sqlalchemy import event
+
+    from crm_core.importing import batches, preview_import, reading
+
+    _create_ann(db, staff)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(batches, "DEFER_FROM_ROWS", 1)
+    monkeypatch.setattr(batches, "DEFER_SEARCH_FROM_ROWS", 1)
+    sqlite = db.engine.dialect.name == "sqlite"
+    before = _schema(db) if sqlite else None
+    built: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("CREATE INDEX"):
+            built.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    rows = "".join(f"Person {i},p{i}@example.com,1390000{i:04d}\n" for i in range(9))
+    data = f"name,email,phone\n{rows}Ann Lee,ann@example.com,\n".encode()
+    try:
+        with db.transaction() as s:
+            preview = preview_import(s, actor=staff.steward, source=data, file_name="p.csv")
+        assert (preview.created, preview.unchanged, built) == (9, 1, [])
+        assert _count(db) == 1
+        if before is not None:
+            assert _schema(db) == before
+        _search_index_intact(db)
+        with db.transaction() as s:
+            found = customer_service.search_customers(s, actor=staff.admin, query="Ann")
+            assert [c.name for c in found] == ["Ann Lee"]
+        report = _import(db, staff.steward, data)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert report.counts() == preview.counts()
+    assert bool(built) == sqlite  # the commit builds them again (SQLite sets them aside)
+    if before is not None:
+        assert _schema(db) == before
+    _search_index_intact(db)
+    with db.transaction() as s:
+        assert len(customer_service.search_customers(s, actor=staff.admin, query="Person")) == 9
+
+
 def _create_ann(db, staff) -> None:
     """Ann, entered by hand (not by an import)."""
     with db.transaction() as s:
