@@ -29,7 +29,7 @@ from crm_core.customers import (
     build_search_text,
 )
 from crm_core.customfields import list_definitions
-from crm_core.db import highest_rowid, trigger_set_aside
+from crm_core.db import highest_rowid, index_build_settings, trigger_set_aside
 from crm_core.errors import InvalidInput, PermissionDenied
 from crm_core.models import (
     AuditEntry,
@@ -579,8 +579,9 @@ def indexes_set_aside(conn: Connection, indexes: Sequence[tuple[str, str]]) -> I
             # SQLite sorts the keys of a new index in helper threads when allowed to
             threads = conn.exec_driver_sql("PRAGMA threads").scalar()
             conn.exec_driver_sql(f"PRAGMA threads = {max(2, os.cpu_count() or 1)}")
-            for _, sql in indexes:
-                conn.execute(text(sql))
+            with index_build_settings(conn):
+                for _, sql in indexes:
+                    conn.execute(text(sql))
             conn.exec_driver_sql(f"PRAGMA threads = {int(threads or 0)}")
 
 

@@ -36,6 +36,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
@@ -282,6 +283,46 @@ def larger_page_cache(conn: Connection, kib: int = BIG_WRITE_CACHE_KIB) -> Itera
         yield
     finally:
         conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or 0)}")
+
+
+#: Page cache (KiB) while ``index_build_settings`` holds: SQLite's sorter cuts its input
+#: into runs of about this size, which its helper threads sort side by side.
+INDEX_BUILD_CACHE_KIB = 4096
+
+
+@contextmanager
+def index_build_settings(conn: Connection) -> Iterator[None]:
+    """On SQLite, settings for building indexes in the block: temporary files on disk, not
+    in memory, and a small page cache. SQLite's sorter uses its helper threads
+    (``PRAGMA threads``) only with temporary files on disk, and sorts in runs the size of
+    the page cache; with the usual settings (memory, 256 MiB in an import) a build sorts
+    everything in one thread in memory. Nineteen indexes of a million customers: 9.9 s and
+    34 MB against 13.6 s and 419 MB.
+
+    ``PRAGMA temp_store`` deletes the connection's temporary tables when it changes: it is
+    only changed inside a transaction, where SQLite refuses the change once the connection
+    has opened its temporary database (the only place such tables live); then the setting
+    stays. Both settings come back after the block (also after an error)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    store = conn.exec_driver_sql("PRAGMA temp_store").scalar()
+    on_disk = False
+    if getattr(conn.connection.dbapi_connection, "in_transaction", False):
+        try:
+            conn.exec_driver_sql("PRAGMA temp_store = FILE")
+            on_disk = True
+        except OperationalError:  # "temporary storage cannot be changed ..."
+            pass
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{INDEX_BUILD_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache or 0)}")
+        if on_disk:
+            with contextlib.suppress(OperationalError):  # then the connection keeps FILE
+                conn.exec_driver_sql(f"PRAGMA temp_store = {int(store or 0)}")
 
 
 _checkpointers: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()

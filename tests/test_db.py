@@ -9,16 +9,19 @@ import shutil
 import sqlite3
 import time
 
+import pytest
 from sqlalchemy import Integer, select, text
 
 from crm_core import customers as svc
 from crm_core.bulk import bulk_create_customers
 from crm_core.db import (
     BIG_WRITE_CACHE_KIB,
+    INDEX_BUILD_CACHE_KIB,
     WAL_AUTOCHECKPOINT_PAGES,
     WAL_SIZE_LIMIT,
     Database,
     WalCheckpointer,
+    index_build_settings,
     json_dumps,
     larger_page_cache,
     listed,
@@ -180,6 +183,43 @@ def test_a_big_write_gets_a_larger_page_cache_and_gives_it_back(sqlite_db):
             pass
         assert conn.exec_driver_sql(pages).scalar() == usual
         assert usual != -100_000
+
+
+def test_indexes_are_built_with_temporary_files_on_disk_and_a_small_cache(sqlite_db):
+    """SQLite's sorter sorts in helper threads only with its temporary files on disk; both
+    settings come back after the block, also after an error."""
+    settings = ("PRAGMA cache_size", "PRAGMA temp_store")
+    with sqlite_db.transaction() as s:
+        conn = s.connection()
+        usual = [conn.exec_driver_sql(p).scalar() for p in settings]
+        assert usual[1] == 2  # memory, as every connection is set up
+        with index_build_settings(conn):  # no write yet: outside SQLite's transaction
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2
+        conn.exec_driver_sql("UPDATE customers SET name = name WHERE 0")  # SQLite's BEGIN
+        with index_build_settings(conn):
+            assert [conn.exec_driver_sql(p).scalar() for p in settings] == [
+                -INDEX_BUILD_CACHE_KIB,
+                1,
+            ]
+            conn.exec_driver_sql("CREATE INDEX ix_test_name ON customers (name)")
+        assert [conn.exec_driver_sql(p).scalar() for p in settings] == usual
+        with pytest.raises(RuntimeError), index_build_settings(conn):
+            raise RuntimeError("the build failed")
+        assert [conn.exec_driver_sql(p).scalar() for p in settings] == usual
+
+
+def test_index_build_settings_keep_the_temporary_tables_of_the_connection(sqlite_db):
+    """Changing ``temp_store`` would delete the connection's temporary tables: with one
+    there, the connection keeps its temporary storage (and the table its rows)."""
+    with sqlite_db.transaction() as s:
+        conn = s.connection()
+        conn.exec_driver_sql("CREATE TEMP TABLE scratch (x int)")
+        conn.exec_driver_sql("INSERT INTO scratch VALUES (1)")
+        with index_build_settings(conn):
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -INDEX_BUILD_CACHE_KIB
+        assert conn.exec_driver_sql("SELECT x FROM scratch").scalar() == 1
+        conn.exec_driver_sql("DROP TABLE scratch")
 
 
 def test_an_import_runs_with_the_larger_page_cache(sqlite_db, monkeypatch):
