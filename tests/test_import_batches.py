@@ -418,7 +418,7 @@ def test_an_update_by_import_keeps_the_search_index(db, staff):
 
 
 def test_rows_shaped_in_worker_processes_import_as_in_one(db, staff, monkeypatch):
-    from crm_core.importing import batches
+    from crm_core.importing import batches, reading
 
     data = (
         "姓名,手机,邮箱,生日,备注\n"
@@ -442,6 +442,23 @@ def test_rows_shaped_in_worker_processes_import_as_in_one(db, staff, monkeypatch
     monkeypatch.setattr(batches, "PARALLEL_SHAPING_FROM", 1)
     monkeypatch.setattr(batches, "_SHAPE_PART", 2)
     assert outcome() == serial
+    # the workers are forked once for the whole file, not once per chunk
+    pools = []
+
+    class Counted(batches.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs) -> None:
+            pools.append(kwargs.get("initializer"))
+            super().__init__(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(batches, "ProcessPoolExecutor", Counted)
+        patched.setattr(reading, "CHUNK_ROWS", 2)
+        patched.setattr(batches, "PARALLEL_SHAPING_FROM", 10**9)
+        in_chunks = outcome()
+        assert pools == []
+        patched.setattr(batches, "PARALLEL_SHAPING_FROM", 1)
+        assert outcome() == in_chunks
+        assert len(pools) == 1  # four chunks
     assert serial[0]["merged"] == 2 and serial[0]["invalid"] == 2
     report = _import(db, staff.steward, data, all_or_nothing=False)
     assert report.counts() == serial[0]
