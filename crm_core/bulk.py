@@ -576,13 +576,9 @@ def indexes_set_aside(conn: Connection, indexes: Sequence[tuple[str, str]]) -> I
         yield state
     finally:
         if indexes and not state.rolled_back:
-            # SQLite sorts the keys of a new index in helper threads when allowed to
-            threads = conn.exec_driver_sql("PRAGMA threads").scalar()
-            conn.exec_driver_sql(f"PRAGMA threads = {max(2, os.cpu_count() or 1)}")
             with index_build_settings(conn):
                 for _, sql in indexes:
                     conn.execute(text(sql))
-            conn.exec_driver_sql(f"PRAGMA threads = {int(threads or 0)}")
 
 
 def _tag_ids(session: Session, names: set[str]) -> dict[str, int]:

@@ -292,8 +292,9 @@ INDEX_BUILD_CACHE_KIB = 4096
 
 @contextmanager
 def index_build_settings(conn: Connection) -> Iterator[None]:
-    """On SQLite, settings for building indexes in the block: temporary files on disk, not
-    in memory, and, for a database bigger than the page cache, a small page cache. SQLite's
+    """On SQLite, settings for building indexes in the block: helper threads for the sort
+    (one per core, at least two), temporary files on disk, not in memory, and, for a
+    database bigger than the page cache, a small page cache. SQLite's
     sorter uses its helper threads (``PRAGMA threads``) only with temporary files on disk,
     and sorts in runs the size of the page cache; with the usual settings (memory, 256 MiB
     in an import) a build sorts everything in one thread in memory. Nineteen indexes of a
@@ -308,6 +309,8 @@ def index_build_settings(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "sqlite":
         yield
         return
+    threads = conn.exec_driver_sql("PRAGMA threads").scalar()
+    conn.exec_driver_sql(f"PRAGMA threads = {max(2, os.cpu_count() or 1)}")
     cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
     store = conn.exec_driver_sql("PRAGMA temp_store").scalar()
     on_disk = False
@@ -325,6 +328,7 @@ def index_build_settings(conn: Connection) -> Iterator[None]:
     try:
         yield
     finally:
+        conn.exec_driver_sql(f"PRAGMA threads = {int(threads or 0)}")
         conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache or 0)}")
         if on_disk:
             with contextlib.suppress(OperationalError):  # then the connection keeps FILE
