@@ -21,9 +21,9 @@ from crm_core.db import (
     WAL_SIZE_LIMIT,
     Database,
     WalCheckpointer,
+    big_write_settings,
     index_build_settings,
     json_dumps,
-    larger_page_cache,
     listed,
     one_of,
     wal_checkpointer,
@@ -168,21 +168,25 @@ def test_a_copied_log_is_cut_down_when_it_starts_again(tmp_path):
     raw.close()
 
 
-def test_a_big_write_gets_a_larger_page_cache_and_gives_it_back(sqlite_db):
-    pages = "PRAGMA cache_size"
+def test_a_big_write_gets_a_larger_page_cache_and_temporary_files_on_disk(sqlite_db):
+    """Both come back after the block, also after an error; outside SQLite's transaction
+    the temporary files stay in memory (changing them there could drop temporary tables)."""
+    settings = ("PRAGMA cache_size", "PRAGMA temp_store")
     with sqlite_db.transaction() as s:
         conn = s.connection()
-        usual = conn.exec_driver_sql(pages).scalar()
-        with larger_page_cache(conn, 100_000):
-            assert conn.exec_driver_sql(pages).scalar() == -100_000
-        assert conn.exec_driver_sql(pages).scalar() == usual
-        try:
-            with larger_page_cache(conn, 100_000):
-                raise RuntimeError("the write failed")
-        except RuntimeError:
-            pass
-        assert conn.exec_driver_sql(pages).scalar() == usual
-        assert usual != -100_000
+        usual = [conn.exec_driver_sql(p).scalar() for p in settings]
+        assert usual[1] == 2  # memory, as every connection is set up
+        with big_write_settings(conn, 100_000):  # no write yet: outside SQLite's transaction
+            assert [conn.exec_driver_sql(p).scalar() for p in settings] == [-100_000, 2]
+        assert [conn.exec_driver_sql(p).scalar() for p in settings] == usual
+        conn.exec_driver_sql("UPDATE customers SET name = name WHERE 0")  # SQLite's BEGIN
+        with big_write_settings(conn, 100_000):
+            assert [conn.exec_driver_sql(p).scalar() for p in settings] == [-100_000, 1]
+        assert [conn.exec_driver_sql(p).scalar() for p in settings] == usual
+        with pytest.raises(RuntimeError), big_write_settings(conn, 100_000):
+            raise RuntimeError("the write failed")
+        assert [conn.exec_driver_sql(p).scalar() for p in settings] == usual
+        assert usual[0] != -100_000
 
 
 def test_indexes_are_built_with_temporary_files_on_disk_and_a_small_cache(sqlite_db):
@@ -228,7 +232,7 @@ def test_index_build_settings_keep_the_temporary_tables_of_the_connection(sqlite
         conn.exec_driver_sql("DROP TABLE scratch")
 
 
-def test_an_import_runs_with_the_larger_page_cache(sqlite_db, monkeypatch):
+def test_an_import_runs_with_the_big_write_settings(sqlite_db, monkeypatch):
     from conftest import make_staff
 
     from crm_core.importing import ImportOptions, batches, run_import
@@ -238,7 +242,10 @@ def test_an_import_runs_with_the_larger_page_cache(sqlite_db, monkeypatch):
     original = batches._Run.process
 
     def process(run, chunk, shaped):
-        seen.append(run.session.connection().exec_driver_sql("PRAGMA cache_size").scalar())
+        conn = run.session.connection()
+        seen.append(
+            [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("cache_size", "temp_store")]
+        )
         return original(run, chunk, shaped)
 
     monkeypatch.setattr(batches._Run, "process", process)
@@ -251,5 +258,5 @@ def test_an_import_runs_with_the_larger_page_cache(sqlite_db, monkeypatch):
             options=ImportOptions(),
         )
         assert report.created == 1
-        assert seen == [-BIG_WRITE_CACHE_KIB]
+        assert seen == [[-BIG_WRITE_CACHE_KIB, 1]]  # temporary files on disk
         assert s.connection().exec_driver_sql("PRAGMA cache_size").scalar() == usual

@@ -55,7 +55,7 @@ from crm_core.bulk import (
     trigger_set_aside,
 )
 from crm_core.customers import CleanCustomer, _apply, _check_owner_change, _Validator
-from crm_core.db import larger_page_cache, listed, one_of
+from crm_core.db import big_write_settings, listed, one_of
 from crm_core.errors import ConflictError, InvalidInput, NotFound
 from crm_core.importing import cleaning, reading
 from crm_core.importing import mapping as mapping_mod
@@ -970,6 +970,7 @@ class _DeferredIndexes:
         # a preview's savepoint is rolled back, which brings the indexes back by itself
         self.rolled_back = rolled_back
         self.stack = ExitStack()
+        self.search_stack = ExitStack()
         self.set_aside: list[SetAside] = []
         self.waiting: list[str] = []
         if session.connection().dialect.name == "sqlite":
@@ -1007,19 +1008,25 @@ class _DeferredIndexes:
             and rows_read >= DEFER_SEARCH_FROM_ROWS
         ):
             self.search_waiting = False
-            self.fill_search = self.stack.enter_context(batched_search_index(self.session))
+            self.fill_search = self.search_stack.enter_context(batched_search_index(self.session))
             self.search_from = highest_rowid(conn, "customers") + 1
 
     def close(self) -> None:
-        """Fill the search index and build the indexes (also after an error), except for a
+        """Build the indexes, then fill the search index (also after an error), except for a
         preview: its rollback undoes both the rows and the dropped indexes, so the search
         index is not filled and the indexes are not built (at 1,000,000 rows, 40 of its
-        180 s)."""
-        with self.stack:
-            if self.rolled_back:
-                for state in self.set_aside:
-                    state.rolled_back = True
-                self.search_from = None
+        180 s).
+
+        The builds come first: they run with a small page cache, which writes out the pages
+        the chunks left in the cache, and the fill then works in a cache of its own pages
+        (1,000,000 rows: the fill took 22 s after the builds, 25-30 s before them, in four
+        runs)."""
+        with self.search_stack:
+            with self.stack:
+                if self.rolled_back:
+                    for state in self.set_aside:
+                        state.rolled_back = True
+                    self.search_from = None
             if self.search_from is not None:
                 top = highest_rowid(self.session.connection(), "customers")
                 if top >= self.search_from:
@@ -1214,7 +1221,7 @@ def run_import(
             # and imported; it runs once between chunks instead (cycles are rare and young)
             with (
                 gc_paused(),
-                larger_page_cache(session.connection()),
+                big_write_settings(session.connection()),
                 closing(run.deferred),
                 closing(run.shaped_chunks(first, chunks)) as shaped_chunks,
             ):
