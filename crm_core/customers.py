@@ -17,7 +17,19 @@ from typing import Any
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Select, and_, func, or_, select, text, tuple_
+from sqlalchemy import (
+    Select,
+    and_,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    tuple_,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from crm_core import access, audit
@@ -824,23 +836,43 @@ def search_condition(session: Session, query: str, *, cap: int | None = None) ->
                 starts.append(Customer.search_text.like(f"%{_like_escape(key)}%", escape="\\"))
         return or_(*starts)
     if session.get_bind().dialect.name == "sqlite":
-        match = " OR ".join(
-            "(" + " AND ".join(_fts_phrase(t) for t in group) + ")" for group in plan.groups
-        )
-        fts = (
-            select(text("rowid"))
-            .select_from(text("customer_fts"))
-            .where(text("customer_fts MATCH :fts_query").bindparams(fts_query=match))
-        )
-        if cap:
-            fts = fts.order_by(text("rowid DESC")).limit(cap)
-        return Customer.id.in_(fts)
+        return Customer.id.in_(_trigram_rows(plan.groups, cap))
     return or_(
         *[
             and_(*[Customer.search_text.ilike(f"%{_like_escape(t)}%", escape="\\") for t in group])
             for group in plan.groups
         ]
     )
+
+
+def _trigram_rows(groups: tuple[tuple[str, ...], ...], cap: int | None) -> Any:
+    """Ids of the customers whose search text holds every fragment of one of ``groups``, from
+    SQLite's trigram index (the most recent ``cap`` of each group, when given).
+
+    The index keeps which trigrams each record holds, not where (FTS5 ``detail=none``, see
+    revision 0049): ``LIKE '%fragment%'`` takes the records holding all of the fragment's
+    trigrams from it and checks the fragment in their text. ``LIKE`` with an ``ESCAPE`` would
+    not use the index: a fragment with a ``%`` or ``_`` is also looked for as it is."""
+    search_text = column("search_text")
+    parts = []
+    for group in groups:
+        conditions = []
+        for fragment in group:
+            conditions.append(search_text.like(f"%{fragment}%"))
+            if "%" in fragment or "_" in fragment:
+                conditions.append(func.instr(search_text, fragment) > 0)
+        rows = select(literal_column("rowid")).select_from(table("customer_fts"))
+        rows = rows.where(*conditions)
+        if cap:
+            rows = rows.order_by(text("rowid DESC")).limit(cap)
+        parts.append(rows)
+    if len(parts) == 1:
+        return parts[0]
+    every = union(*(part.subquery().select() for part in parts)).subquery()
+    found = select(every.c.rowid)
+    if cap:
+        found = found.order_by(every.c.rowid.desc()).limit(cap)
+    return found
 
 
 def _encode_cursor(values: list[Any]) -> str:

@@ -357,7 +357,7 @@ def test_two_character_keys_are_added_to_existing_customers_by_the_migration(tmp
         conn.execute(
             text(
                 "UPDATE alembic_version SET version_num = '0009' "
-                "WHERE version_num IN ('0020', '0048')"  # this branch's head
+                "WHERE version_num IN ('0020', '0048', '0049')"  # this branch's head
             )
         )
     with db.transaction() as s:
@@ -401,3 +401,54 @@ def test_the_search_index_keeps_no_column_sizes_and_survives_a_downgrade(sqlite_
         hits = svc.search_customers(s, actor=actor, query="zhou")
         assert sorted(c.id for c in hits) == [first, second]
         assert [c.id for c in svc.search_customers(s, actor=actor, query="润发")] == [second]
+
+
+def test_the_search_index_keeps_no_positions_and_finds_fragments_as_written(sqlite_db):
+    """Revision 0049: FTS5 ``detail=none``; ``LIKE`` takes the candidates from the index and
+    checks the fragment, so ``_`` and ``%`` in a fragment are characters, not wildcards; a
+    downgrade brings positions back and the search finds the same records."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from crm_core.migrate import alembic_config, upgrade
+    from crm_core.users import get_system_user
+
+    def index_sql() -> str:
+        with sqlite_db.engine.connect() as conn:
+            found = "SELECT sql FROM sqlite_master WHERE name = 'customer_fts'"
+            return conn.execute(text(found)).scalar()
+
+    names = ("Ann_Bell", "AnnxBell", "Cara 50%off", "Cara 500ff", "王伟", "王小伟")
+    with sqlite_db.transaction() as s:
+        actor = get_system_user(s)
+        ids = {n: svc.create_customer(s, actor=actor, data={"name": n}).id for n in names}
+
+    def found(query: str) -> list[str]:
+        with sqlite_db.transaction() as s:
+            hits = svc.search_customers(s, actor=get_system_user(s), query=query)
+            return sorted(c.name for c in hits)
+
+    def check() -> None:
+        assert found("n_b") == ["Ann_Bell"]
+        assert found("nxb") == ["AnnxBell"]
+        assert found("0%o") == ["Cara 50%off"]
+        assert found("ann bell") == ["Ann_Bell", "AnnxBell"]  # both fragments, any order
+        assert found("wang wei") == ["王伟", "王小伟"]  # fragments, or joined as "wangwei"
+        assert found("wangwei") == ["王伟"]
+        assert found("zzz") == []
+
+    assert "detail=none" in index_sql()
+    check()
+    cfg = alembic_config(sqlite_db.engine)
+    with sqlite_db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0049-1")
+    assert "detail=none" not in index_sql()
+    check()
+    upgrade(sqlite_db.engine)
+    assert "detail=none" in index_sql()
+    with sqlite_db.engine.connect() as conn:
+        check_sql = "INSERT INTO customer_fts(customer_fts, rank) VALUES ('integrity-check', 1)"
+        conn.execute(text(check_sql))  # raises if the index and the customers disagree
+    check()
+    assert set(ids) == set(names)
