@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from crm_core import customers as customer_service
 from crm_core.activities import log_interaction
@@ -359,6 +359,42 @@ def test_rows_without_any_key_are_recognised_on_re_import(db, staff):
     assert _count(db) == 1
 
 
+def test_only_rows_without_a_key_get_a_match_digest_in_the_batch_rows(db, staff):
+    """Revision 0050: ``row_key`` (partly indexed) holds the digest of key-less rows only,
+    ``row_digest`` the content hash of every row, and a key-less row is found again by it."""
+    from crm_core.models import ImportBatchRow
+
+    data = "姓名,手机,城市\n王芳,,杭州\n李雷,13800138000,北京\n".encode()
+    first = _import(db, staff.steward, data)
+    assert first.created == 2
+    with db.transaction() as s:
+        rows = s.execute(
+            select(Customer.name, ImportBatchRow.row_key, ImportBatchRow.row_digest)
+            .join(Customer, Customer.id == ImportBatchRow.customer_id)
+            .order_by(ImportBatchRow.row_number)
+        ).all()
+        assert [(name, key is not None) for name, key, _ in rows] == [
+            ("王芳", True),
+            ("李雷", False),
+        ]
+        assert rows[0].row_key == rows[0].row_digest  # a key-less row's digest is its match key
+        assert all(len(digest) == 64 for _, _, digest in rows)
+        if s.get_bind().dialect.name == "sqlite":
+            plan = " ".join(
+                str(r[-1])
+                for r in s.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT customer_id FROM import_batch_rows "
+                        "WHERE row_key IN ('a', 'b')"
+                    )  # fmt: skip
+                )
+            )
+            assert "ix_import_batch_rows_row_key" in plan
+    again = _import(db, staff.steward, data)
+    assert (again.created, again.unchanged) == (0, 2)
+    assert _count(db) == 2
+
+
 def test_reimport_changes_nothing_when_a_person_spans_chunks(db, staff, monkeypatch):
     from crm_core.importing import reading
 
@@ -655,3 +691,36 @@ def test_rejected_import_in_chunks_leaves_the_database_as_it_was(db, staff, monk
     _search_index_intact(db)
     with db.transaction() as s:
         assert len(customer_service.search_customers(s, actor=staff.admin, query="Person")) == 9
+
+
+def test_the_row_key_migration_keeps_earlier_key_less_rows_found(db, staff):
+    """Revision 0050 copies ``row_digest`` into ``row_key`` for batch rows written before it,
+    so a key-less row imported then is still recognised; its downgrade brings the old index
+    back."""
+    from alembic import command
+
+    from crm_core.migrate import alembic_config, upgrade
+
+    data = "姓名,城市\n王芳,杭州\n".encode()
+    assert _import(db, staff.steward, data).created == 1
+    cfg = alembic_config(db.engine)
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0050-1")
+    with db.engine.connect() as conn:
+        indexes = {i["name"] for i in inspect_indexes(conn, "import_batch_rows")}
+        assert "ix_import_batch_rows_row_digest" in indexes
+        assert "ix_import_batch_rows_row_key" not in indexes
+    upgrade(db.engine)
+    with db.engine.connect() as conn:
+        keys = conn.execute(text("SELECT row_key, row_digest FROM import_batch_rows")).all()
+        assert [k == d and k is not None for k, d in keys] == [True]
+    again = _import(db, staff.steward, data)
+    assert (again.created, again.unchanged) == (0, 1)
+    assert _count(db) == 1
+
+
+def inspect_indexes(conn, table: str) -> list[dict]:
+    from sqlalchemy import inspect
+
+    return inspect(conn).get_indexes(table)

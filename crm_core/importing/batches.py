@@ -651,11 +651,11 @@ class _Run:
                 )
             elif kind == "row":
                 stmt = (
-                    select(ImportBatchRow.row_digest, ImportBatchRow.customer_id)
+                    select(ImportBatchRow.row_key, ImportBatchRow.customer_id)
                     .join(ImportBatch, ImportBatch.id == ImportBatchRow.batch_id)
                     .join(Customer, Customer.id == ImportBatchRow.customer_id)
                     .where(
-                        ImportBatchRow.row_digest.in_(values),
+                        ImportBatchRow.row_key.in_(values),
                         ImportBatch.status == "committed",
                         visible,
                     )
@@ -702,6 +702,7 @@ class _Run:
                     "version_after": 1,
                     "prior": None,
                     "row_digest": row.fingerprint,
+                    "row_key": row.digest,
                 }
             )
             self.created_count += 1
@@ -750,6 +751,7 @@ class _Run:
                 "version_after": customer.version,
                 "prior": None,
                 "row_digest": row.fingerprint,
+                "row_key": row.digest,
             }
             for row, customer in kept
         ]
@@ -787,6 +789,7 @@ class _Run:
                     "version_after": customer.version,
                     "prior": audit.jsonable(prior),
                     "row_digest": row.fingerprint,
+                    "row_key": row.digest,
                 }
                 for row, customer, prior, _ in changed
             ],

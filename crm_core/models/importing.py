@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models.base import Base, Timestamped, UTCDateTime, utcnow
@@ -57,10 +57,22 @@ class ImportBatchRow(Base):
     customer_id: Mapped[int] = mapped_column(Integer, index=True)
     version_after: Mapped[int] = mapped_column(Integer, default=1)
     prior: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    # hash of the row's mapped values: re-imports recognise rows that have no key to match by
-    row_digest: Mapped[str | None] = mapped_column(String(64), index=True)
+    # the hash of the row's content, or of its mapped values for a row without a key: a
+    # re-import of the same content into an unchanged customer changes nothing
+    row_digest: Mapped[str | None] = mapped_column(String(64))
+    # the hash of the mapped values of a row without a key (e-mail, phone, id), by which a
+    # re-import finds the customer it created; only such rows are indexed (revision 0050)
+    row_key: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_import_batch_rows_batch", "batch_id", "row_number"),)
+    __table_args__ = (
+        Index("ix_import_batch_rows_batch", "batch_id", "row_number"),
+        Index(
+            "ix_import_batch_rows_row_key",
+            "row_key",
+            sqlite_where=text("row_key IS NOT NULL"),
+            postgresql_where=text("row_key IS NOT NULL"),
+        ),
+    )
 
 
 class ImportMapping(Base, Timestamped):
