@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -484,10 +484,16 @@ def _prepare(offset: int, rows: list[Mapping[str, Any]], ids: list[int]) -> _Pre
 
 
 def _prepared_chunks(
-    job: _Job, rows: Sequence[Mapping[str, Any]], ids: list[int], workers: int
+    job: _Job,
+    rows: Sequence[Mapping[str, Any]],
+    ids: list[int],
+    workers: int,
+    idle: Callable[[], bool] | None = None,
 ) -> Iterator[_Prepared]:
     """Prepared chunks in input order; with several workers they are prepared in forked
-    processes while the caller writes the earlier ones (at most ``2 * workers`` ahead)."""
+    processes while the caller writes the earlier ones (at most ``2 * workers`` ahead).
+    While the next chunk is not ready, ``idle()`` is called again and again as long as it
+    returns true (other work of the caller's, on its connection)."""
     global _JOB, _INPUT
     # a small first chunk: this process starts writing while the workers prepare the rest
     first = min(CHUNK, FIRST_CHUNK)
@@ -508,11 +514,17 @@ def _prepared_chunks(
             for chunk in chunks:
                 pending.append(pool.submit(_prepare_chunk, chunk))
                 if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
+                    yield _when_done(pending.popleft(), idle)
             while pending:
-                yield pending.popleft().result()
+                yield _when_done(pending.popleft(), idle)
     finally:
         _JOB = _INPUT = None
+
+
+def _when_done(future: Future[_Prepared], idle: Callable[[], bool] | None) -> _Prepared:
+    while idle is not None and not future.done() and idle():
+        pass
+    return future.result()
 
 
 #: A bulk creation at least this big, and at least as big as the table it fills, rebuilds
@@ -601,13 +613,15 @@ def bulk_create_customers(
     skip_invalid: bool = False,
     workers: int | None = None,
     created_at: Sequence[datetime | None] | None = None,
+    idle: Callable[[], bool] | None = None,
 ) -> BulkResult:
     """Create many customers at once with the rules of ``create_customer``.
 
     Invalid rows raise one ``InvalidInput`` listing them (row numbers start at 1) and nothing
     is written, unless ``skip_invalid`` is set: then the valid rows are created and the invalid
     ones returned in ``errors``. ``created_at`` may carry historical creation times (imports).
-    Each created customer gets its own audit entry.
+    Each created customer gets its own audit entry. ``idle`` is called while this process
+    waits for its workers (see ``_prepared_chunks``).
 
     Rows are validated and turned into insert parameters chunk by chunk, in worker
     processes for large batches, while this process writes the chunks already prepared;
@@ -633,6 +647,7 @@ def bulk_create_customers(
         skip_invalid=skip_invalid,
         workers=workers,
         created_at=created_at,
+        idle=idle,
     )
 
 
@@ -646,6 +661,7 @@ def _write(
     skip_invalid: bool,
     workers: int | None,
     created_at: Sequence[datetime | None] | None,
+    idle: Callable[[], bool] | None = None,
 ) -> BulkResult:
     """The writes of a bulk creation, its rows validated by ``validator``."""
     result = BulkResult()
@@ -661,7 +677,7 @@ def _write(
         created_at=created_at,
     )
     ids = reserve_ids(session, Customer.__table__, len(rows))
-    prepared = _prepared_chunks(job, rows, ids, _worker_count(workers, len(rows)))
+    prepared = _prepared_chunks(job, rows, ids, _worker_count(workers, len(rows)), idle)
     # All or nothing (not skip_invalid): chunks are written as they come, inside a savepoint
     # that an invalid row rolls back; the remaining chunks are still checked (not written) so
     # that the error lists every invalid row.

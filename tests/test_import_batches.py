@@ -724,3 +724,62 @@ def inspect_indexes(conn, table: str) -> list[dict]:
     from sqlalchemy import inspect
 
     return inspect(conn).get_indexes(table)
+
+
+def test_the_search_index_is_filled_while_the_import_waits_for_its_workers(db, staff, monkeypatch):
+    """Customers written by earlier chunks are indexed while the import waits for its
+    worker processes (``_DeferredIndexes.fill_some``), in ascending ids, the rest at the
+    end; the index agrees with the customers and finds every one of them, also one an
+    import row updates after it was indexed."""
+    from crm_core import bulk
+    from crm_core.importing import batches, reading
+
+    fills: list[bool] = []
+
+    def drained(future, idle):  # the workers are never ready before the idle work is done
+        while idle is not None and idle():
+            fills.append(True)
+        return future.result()
+
+    monkeypatch.setattr(bulk, "_when_done", drained)
+    monkeypatch.setattr(bulk, "PARALLEL_FROM", 1)  # forked workers for every chunk
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(batches, "DEFER_FROM_ROWS", 1)
+    monkeypatch.setattr(batches, "DEFER_SEARCH_FROM_ROWS", 1)
+    monkeypatch.setattr(batches, "IDLE_FILL_ROWS", 2)
+    rows = "".join(f"Person {i},p{i}@example.com\n" for i in range(10))
+    data = f"name,email\n{rows}Renamed Person,p1@example.com\n".encode()
+    report = _import(db, staff.steward, data)
+    assert (report.created, report.updated) == (10, 1)
+    if db.engine.dialect.name == "sqlite":
+        assert fills  # some customers were indexed before the end
+    _search_index_intact(db)
+    with db.transaction() as s:
+        found = customer_service.search_customers(s, actor=staff.admin, query="Person")
+        assert len(found) == 10
+        renamed = customer_service.search_customers(s, actor=staff.admin, query="renamed")
+        assert [c.name for c in renamed] == ["Renamed Person"]
+
+
+def test_waiting_for_a_prepared_chunk_does_idle_work_until_it_is_ready():
+    from concurrent.futures import Future
+
+    from crm_core.bulk import _when_done
+
+    future: Future[str] = Future()
+    calls = []
+
+    def idle() -> bool:
+        calls.append(1)
+        if len(calls) == 3:
+            future.set_result("chunk")
+        return True
+
+    assert _when_done(future, idle) == "chunk"
+    assert len(calls) == 3  # not called again once the chunk is ready
+    ready: Future[str] = Future()
+    ready.set_result("next")
+    assert _when_done(ready, lambda: pytest.fail("idle work while a chunk is ready")) == "next"
+    nothing: Future[str] = Future()
+    nothing.set_result("last")
+    assert _when_done(nothing, None) == "last"
