@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from queue import Empty
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -96,7 +97,13 @@ def run_phase(url: str, path: Path, phase: str) -> dict:
     queue = ctx.Queue()
     proc = ctx.Process(target=_phase, args=(url, str(path), phase, queue))
     proc.start()
-    result = queue.get()
+    while True:  # a phase that fails (a refused file) ends its process without a result
+        try:
+            result = queue.get(timeout=1)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"the {phase} phase failed (exit code {proc.exitcode})") from None
     proc.join()
     return result
 
