@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 
 from crm_core import customers as customer_service
 from crm_core.activities import log_interaction
@@ -708,7 +708,7 @@ def test_the_row_key_migration_keeps_earlier_key_less_rows_found(db, staff):
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, "0050-1")
     with db.engine.connect() as conn:
-        indexes = {i["name"] for i in inspect_indexes(conn, "import_batch_rows")}
+        indexes = {i["name"] for i in inspect(conn).get_indexes("import_batch_rows")}
         assert "ix_import_batch_rows_row_digest" in indexes
         assert "ix_import_batch_rows_row_key" not in indexes
     upgrade(db.engine)
@@ -718,12 +718,6 @@ def test_the_row_key_migration_keeps_earlier_key_less_rows_found(db, staff):
     again = _import(db, staff.steward, data)
     assert (again.created, again.unchanged) == (0, 1)
     assert _count(db) == 1
-
-
-def inspect_indexes(conn, table: str) -> list[dict]:
-    from sqlalchemy import inspect
-
-    return inspect(conn).get_indexes(table)
 
 
 def test_the_search_index_is_filled_while_the_import_waits_for_its_workers(db, staff, monkeypatch):

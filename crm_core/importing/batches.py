@@ -1032,10 +1032,15 @@ class _DeferredIndexes:
         that much shorter, and each call adds to the index in ascending ids, as the end's."""
         if self.rolled_back or self.search_from is None or self.written_to < self.search_from:
             return False
-        top = min(self.written_to, self.search_from + IDLE_FILL_ROWS - 1)
-        self.fill_search([self.search_from, top])
-        self.search_from = top + 1
+        self._fill_to(min(self.written_to, self.search_from + IDLE_FILL_ROWS - 1))
         return True
+
+    def _fill_to(self, top: int) -> None:
+        """Index the customers from ``search_from`` to ``top`` (ascending ids)."""
+        assert self.search_from is not None
+        if top >= self.search_from:
+            self.fill_search([self.search_from, top])
+            self.search_from = top + 1
 
     def close(self) -> None:
         """Build the indexes, then fill the search index (also after an error), except for a
@@ -1054,9 +1059,7 @@ class _DeferredIndexes:
                         state.rolled_back = True
                     self.search_from = None
             if self.search_from is not None:
-                top = highest_rowid(self.session.connection(), "customers")
-                if top >= self.search_from:
-                    self.fill_search([self.search_from, top])
+                self._fill_to(highest_rowid(self.session.connection(), "customers"))
                 self.search_from = None
 
 
